@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[sea_orm(table_name = "interface")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub node_id: i64,
+    #[sea_orm(unique)]
+    pub mac: String,
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::node::Entity",
+        from = "Column::NodeId",
+        to = "super::node::Column::Id",
+        on_delete = "Cascade"
+    )]
+    Node,
+}
+
+impl Related<super::node::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Node.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

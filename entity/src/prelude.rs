@@ -1,0 +1,11 @@
+pub use super::bootenv::Entity as Bootenv;
+pub use super::deployment::Entity as Deployment;
+pub use super::interface::Entity as Interface;
+pub use super::lease::Entity as Lease;
+pub use super::network::Entity as Network;
+pub use super::node::Entity as Node;
+pub use super::noderole::Entity as Noderole;
+pub use super::noderole_edge::Entity as NoderoleEdge;
+pub use super::role::Entity as Role;
+pub use super::role_requirement::Entity as RoleRequirement;
+pub use super::run::Entity as Run;

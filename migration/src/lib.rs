@@ -1,0 +1,18 @@
+//! Schema migrations: the single source of truth for kiln's tables.
+//!
+//! `entity/` mirrors what these create; domain code never depends on a
+//! table shape that is not written here first.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_initial;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_initial::Migration)]
+    }
+}
