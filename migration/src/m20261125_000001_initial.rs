@@ -398,7 +398,11 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         manager
-            .create_index(index("ix_noderole_node", Noderole::Table, &["node_id", "state"]))
+            .create_index(index(
+                "ix_noderole_node",
+                Noderole::Table,
+                &["node_id", "state"],
+            ))
             .await?;
         manager
             .create_index(index(
@@ -479,7 +483,11 @@ impl MigrationTrait for Migration {
             .create_index(index("ix_run_node", Run::Table, &["node_id", "state"]))
             .await?;
         manager
-            .create_index(index("ix_run_noderole", Run::Table, &["noderole_id", "state"]))
+            .create_index(index(
+                "ix_run_noderole",
+                Run::Table,
+                &["noderole_id", "state"],
+            ))
             .await?;
 
         manager
@@ -539,8 +547,8 @@ async fn seed(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
                     "system".into(),
                     "committed".into(),
                     "The root deployment; every node starts here.".into(),
-                    now.clone().into(),
-                    now.into(),
+                    now.clone(),
+                    now,
                 ])
                 .to_owned(),
         )

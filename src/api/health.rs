@@ -1,0 +1,22 @@
+//! Liveness: answers whether kiln and its database respond.
+
+use actix_web::{get, web, HttpResponse};
+use serde_json::json;
+
+use super::ApiError;
+use crate::app::AppState;
+
+/// `GET /health`: 200 with the backend name when the database answers.
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .db
+        .ping()
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "database": state.backend,
+        "version": env!("CARGO_PKG_VERSION"),
+    })))
+}

@@ -1,0 +1,108 @@
+//! The application: a database, the actors, and the HTTP server, built from
+//! [`Settings`] and startable in-process (tests bind port 0).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use sea_orm::DatabaseConnection;
+
+use crate::api;
+use crate::db::{self, Backend, DatabaseError};
+use crate::settings::Settings;
+
+/// Shared state every request handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub backend: Backend,
+    pub settings: Arc<Settings>,
+}
+
+/// Why kiln could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    #[error("http.bind `{0}` is not an address:port")]
+    BadBind(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: String, reason: String },
+    #[error("http.bind {0} is not a loopback address and auth.admin_token is empty; set a token or bind to 127.0.0.1")]
+    UnprotectedListen(SocketAddr),
+}
+
+/// A built, bound, not yet running kiln.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects and migrates the database, then binds the HTTP listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = db::connect(&settings.database.url, settings.database.max_connections).await?;
+        db::migrate(&db).await?;
+        Self::build_with_db(settings, db)
+    }
+
+    /// Builds on an already migrated connection.
+    pub fn build_with_db(settings: Settings, db: DatabaseConnection) -> Result<Self, StartError> {
+        let addr: SocketAddr = settings
+            .http
+            .bind
+            .parse()
+            .map_err(|_| StartError::BadBind(settings.http.bind.clone()))?;
+        if settings.auth.admin_token.is_empty() && !addr.ip().is_loopback() {
+            return Err(StartError::UnprotectedListen(addr));
+        }
+        let listener = TcpListener::bind(addr).map_err(|e| StartError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        if settings.auth.admin_token.is_empty() {
+            tracing::warn!(
+                %addr,
+                "auth.admin_token is empty: the admin API is open, so kiln listens on loopback only"
+            );
+        }
+        let state = AppState {
+            backend: Backend::of(&db),
+            db,
+            settings: Arc::new(settings),
+        };
+        let data = web::Data::new(state.clone());
+        let server =
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(api::routes))
+                .listen(listener)
+                .map_err(|e| StartError::Listen {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                })?
+                .run();
+        tracing::info!(port, backend = ?state.backend, "kiln is listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The port the HTTP server is bound to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The state shared with handlers (the database, settings).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGINT/SIGTERM or the server is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

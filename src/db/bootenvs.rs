@@ -1,0 +1,83 @@
+//! Bootenvs: what a node network-boots into next.
+
+use entity::bootenv;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+};
+
+use super::{RepoError, RepoResult};
+
+/// A bootenv as cluster files declare it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootenvSpec {
+    pub name: String,
+    /// `ipxe` (kernel + initrd) or `local` (boot from disk).
+    pub kind: String,
+    pub kernel: String,
+    pub initrd: String,
+    pub append: String,
+    pub template: String,
+    pub description: String,
+}
+
+/// One bootenv by name.
+pub async fn get<C: ConnectionTrait>(db: &C, name: &str) -> RepoResult<bootenv::Model> {
+    bootenv::Entity::find()
+        .filter(bootenv::Column::Name.eq(name))
+        .one(db)
+        .await?
+        .ok_or_else(|| RepoError::not_found("bootenv", name))
+}
+
+/// Every bootenv by name.
+pub async fn list<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<bootenv::Model>> {
+    Ok(bootenv::Entity::find()
+        .order_by_asc(bootenv::Column::Name)
+        .all(db)
+        .await?)
+}
+
+/// Creates or updates a bootenv; returns the row and whether it changed.
+pub async fn upsert<C: ConnectionTrait>(
+    db: &C,
+    spec: &BootenvSpec,
+) -> RepoResult<(bootenv::Model, bool)> {
+    if !matches!(spec.kind.as_str(), "ipxe" | "local") {
+        return Err(RepoError::Invalid {
+            field: "kind".into(),
+            reason: format!("`{}` is not `ipxe` or `local`", spec.kind),
+        });
+    }
+    let existing = bootenv::Entity::find()
+        .filter(bootenv::Column::Name.eq(spec.name.as_str()))
+        .one(db)
+        .await?;
+    let mut active = match &existing {
+        Some(row) => bootenv::ActiveModel::from(row.clone()),
+        None => bootenv::ActiveModel {
+            name: Set(spec.name.clone()),
+            ..Default::default()
+        },
+    };
+    active.kind = Set(spec.kind.clone());
+    active.kernel = Set(spec.kernel.clone());
+    active.initrd = Set(spec.initrd.clone());
+    active.append = Set(spec.append.clone());
+    active.template = Set(spec.template.clone());
+    active.description = Set(spec.description.clone());
+    match existing {
+        Some(before) if !active.is_changed() => Ok((before, false)),
+        Some(before) => {
+            let after = active.update(db).await?;
+            let changed = after != before;
+            Ok((after, changed))
+        }
+        None => Ok((
+            active
+                .insert(db)
+                .await
+                .map_err(|e| RepoError::from_write(e, "bootenv", spec.name.clone()))?,
+            true,
+        )),
+    }
+}

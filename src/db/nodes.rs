@@ -1,0 +1,322 @@
+//! Nodes and their interfaces.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use entity::{interface, node};
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::{deployments, now, Key, RepoError, RepoResult};
+
+/// A node to create, with the interfaces DHCP and DNS will hand out.
+#[derive(Debug, Clone, Default)]
+pub struct NewNode {
+    pub name: String,
+    pub admin: bool,
+    pub alive: bool,
+    pub available: bool,
+    pub bootenv: String,
+    pub target_os: Option<String>,
+    /// Deployment name; `system` when absent.
+    pub deployment: Option<String>,
+    pub description: String,
+    pub interfaces: Vec<NewInterface>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewInterface {
+    pub mac: String,
+    pub ip: Option<String>,
+    pub hostname: Option<String>,
+}
+
+/// A node with its interfaces, as lists and the API show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeView {
+    #[serde(flatten)]
+    pub node: node::Model,
+    pub interfaces: Vec<interface::Model>,
+}
+
+/// Filters and paging for [`list`].
+#[derive(Debug, Clone, Default)]
+pub struct NodeFilter {
+    pub alive: Option<bool>,
+    pub available: Option<bool>,
+    pub bootenv: Option<String>,
+    pub deployment_id: Option<i64>,
+    /// Substring of the name.
+    pub name_contains: Option<String>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// Normalises a MAC to lower-case colon form, or says what is wrong with it.
+pub fn normalise_mac(raw: &str) -> Result<String, String> {
+    let hex: String = raw
+        .chars()
+        .filter(|c| !matches!(c, ':' | '-' | '.'))
+        .collect();
+    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("`{raw}` is not a MAC address (six hex octets)"));
+    }
+    let lower = hex.to_ascii_lowercase();
+    Ok(lower
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| std::str::from_utf8(pair).expect("ascii"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// A fresh random node token; only its hash is stored.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The stored form of a node token.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn validate(new: &NewNode) -> RepoResult<Vec<NewInterface>> {
+    if new.name.trim().is_empty() {
+        return Err(RepoError::Invalid {
+            field: "name".into(),
+            reason: "must not be empty".into(),
+        });
+    }
+    if new.name.parse::<i64>().is_ok() {
+        return Err(RepoError::Invalid {
+            field: "name".into(),
+            reason: "must not be all digits (ids are)".into(),
+        });
+    }
+    new.interfaces
+        .iter()
+        .enumerate()
+        .map(|(i, iface)| {
+            let mac = normalise_mac(&iface.mac).map_err(|reason| RepoError::Invalid {
+                field: format!("interfaces[{i}].mac"),
+                reason,
+            })?;
+            if let Some(ip) = &iface.ip {
+                ip.parse::<Ipv4Addr>().map_err(|_| RepoError::Invalid {
+                    field: format!("interfaces[{i}].ip"),
+                    reason: format!("`{ip}` is not an IPv4 address"),
+                })?;
+            }
+            Ok(NewInterface {
+                mac,
+                ip: iface.ip.clone(),
+                hostname: iface.hostname.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Creates a node and its interfaces in one transaction; returns the node
+/// and its token, which is shown this once and stored only as a hash.
+pub async fn create<C: TransactionTrait>(db: &C, new: NewNode) -> RepoResult<(NodeView, String)> {
+    let interfaces = validate(&new)?;
+    let txn = db.begin().await?;
+    let deployment_name = new.deployment.clone().unwrap_or_else(|| "system".into());
+    let deployment = deployments::get(&txn, &Key::Name(deployment_name)).await?;
+    let token = new_token();
+    let stamp = now();
+    let node = node::ActiveModel {
+        name: Set(new.name.clone()),
+        admin: Set(new.admin),
+        alive: Set(new.alive),
+        available: Set(new.available),
+        bootenv: Set(new.bootenv.clone()),
+        target_os: Set(new.target_os.clone()),
+        deployment_id: Set(deployment.id),
+        token_hash: Set(Some(hash_token(&token))),
+        description: Set(new.description.clone()),
+        created_at: Set(stamp),
+        updated_at: Set(stamp),
+        ..Default::default()
+    }
+    .insert(&txn)
+    .await
+    .map_err(
+        |e| match RepoError::from_write(e, "node", new.name.clone()) {
+            RepoError::ForeignKey { .. } => RepoError::not_found("bootenv", &new.bootenv),
+            other => other,
+        },
+    )?;
+    let mut saved = Vec::with_capacity(interfaces.len());
+    for iface in interfaces {
+        let mac = iface.mac.clone();
+        let row = interface::ActiveModel {
+            node_id: Set(node.id),
+            mac: Set(iface.mac),
+            ip: Set(iface.ip),
+            hostname: Set(iface.hostname),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| RepoError::from_write(e, "interface", mac))?;
+        saved.push(row);
+    }
+    txn.commit().await?;
+    Ok((
+        NodeView {
+            node,
+            interfaces: saved,
+        },
+        token,
+    ))
+}
+
+/// One node by id or name.
+pub async fn get<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<node::Model> {
+    let query = match key {
+        Key::Id(id) => node::Entity::find_by_id(*id),
+        Key::Name(name) => node::Entity::find().filter(node::Column::Name.eq(name.as_str())),
+    };
+    query
+        .one(db)
+        .await?
+        .ok_or_else(|| RepoError::not_found("node", key))
+}
+
+/// One node with its interfaces.
+pub async fn get_view<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<NodeView> {
+    let node = get(db, key).await?;
+    let interfaces = interface::Entity::find()
+        .filter(interface::Column::NodeId.eq(node.id))
+        .order_by_asc(interface::Column::Id)
+        .all(db)
+        .await?;
+    Ok(NodeView { node, interfaces })
+}
+
+/// The node owning a MAC, if any.
+pub async fn find_by_mac<C: ConnectionTrait>(db: &C, mac: &str) -> RepoResult<Option<node::Model>> {
+    let mac = normalise_mac(mac).map_err(|reason| RepoError::Invalid {
+        field: "mac".into(),
+        reason,
+    })?;
+    let Some(iface) = interface::Entity::find()
+        .filter(interface::Column::Mac.eq(mac))
+        .one(db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(node::Entity::find_by_id(iface.node_id).one(db).await?)
+}
+
+/// A page of nodes with their interfaces: two queries whatever the page size.
+pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult<Vec<NodeView>> {
+    let mut query = node::Entity::find().order_by_asc(node::Column::Id);
+    if let Some(alive) = filter.alive {
+        query = query.filter(node::Column::Alive.eq(alive));
+    }
+    if let Some(available) = filter.available {
+        query = query.filter(node::Column::Available.eq(available));
+    }
+    if let Some(bootenv) = &filter.bootenv {
+        query = query.filter(node::Column::Bootenv.eq(bootenv.as_str()));
+    }
+    if let Some(deployment_id) = filter.deployment_id {
+        query = query.filter(node::Column::DeploymentId.eq(deployment_id));
+    }
+    if let Some(part) = &filter.name_contains {
+        query = query.filter(node::Column::Name.contains(part.as_str()));
+    }
+    let nodes = query
+        .limit(filter.limit)
+        .offset(filter.offset)
+        .all(db)
+        .await?;
+    let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+    let mut by_node: HashMap<i64, Vec<interface::Model>> = HashMap::new();
+    if !ids.is_empty() {
+        for iface in interface::Entity::find()
+            .filter(interface::Column::NodeId.is_in(ids))
+            .order_by_asc(interface::Column::Id)
+            .all(db)
+            .await?
+        {
+            by_node.entry(iface.node_id).or_default().push(iface);
+        }
+    }
+    Ok(nodes
+        .into_iter()
+        .map(|node| NodeView {
+            interfaces: by_node.remove(&node.id).unwrap_or_default(),
+            node,
+        })
+        .collect())
+}
+
+/// How many nodes exist.
+pub async fn count<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
+    Ok(node::Entity::find().count(db).await?)
+}
+
+/// Whether `token` is the node's own token.
+pub fn token_matches(node: &node::Model, token: &str) -> bool {
+    node.token_hash.as_deref() == Some(hash_token(token).as_str())
+}
+
+/// Fields of a node that change after creation; `None` leaves one alone.
+#[derive(Debug, Clone, Default)]
+pub struct NodeChange {
+    pub alive: Option<bool>,
+    pub available: Option<bool>,
+    pub bootenv: Option<String>,
+    pub target_os: Option<Option<String>>,
+}
+
+/// Applies a change and returns the node before and after, so callers can
+/// publish the facts (`BootenvChanged`, `NodeAliveChanged`) that follow.
+pub async fn update<C: ConnectionTrait>(
+    db: &C,
+    key: &Key,
+    change: &NodeChange,
+) -> RepoResult<(node::Model, node::Model)> {
+    let before = get(db, key).await?;
+    let mut active: node::ActiveModel = before.clone().into();
+    if let Some(alive) = change.alive {
+        active.alive = Set(alive);
+    }
+    if let Some(available) = change.available {
+        active.available = Set(available);
+    }
+    if let Some(bootenv) = &change.bootenv {
+        active.bootenv = Set(bootenv.clone());
+    }
+    if let Some(target_os) = &change.target_os {
+        active.target_os = Set(target_os.clone());
+    }
+    active.updated_at = Set(now());
+    let after = active.update(db).await.map_err(|e| {
+        match RepoError::from_write(e, "node", before.name.clone()) {
+            RepoError::ForeignKey { .. } => {
+                RepoError::not_found("bootenv", change.bootenv.clone().unwrap_or_default())
+            }
+            other => other,
+        }
+    })?;
+    Ok((before, after))
+}
+
+/// Deletes a node; its interfaces, noderoles and runs go with it.
+pub async fn delete<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<node::Model> {
+    let node = get(db, key).await?;
+    node::Entity::delete_by_id(node.id).exec(db).await?;
+    Ok(node)
+}

@@ -1,0 +1,263 @@
+//! Typed settings, layered: `config/default.toml` (built into the binary),
+//! then `--config FILE`, then `KILN_SECTION__KEY` environment variables.
+//!
+//! Unknown keys and wrong types are refused with the key and the source
+//! that set it, because a typo in a provisioning system's config is worse
+//! than a refusal to start.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat, Value, ValueKind};
+use serde::{Deserialize, Serialize};
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+const DEFAULTS_ORIGIN: &str = "config/default.toml";
+
+/// Everything kiln reads from configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub scheduler: SchedulerSettings,
+    pub log: LogSettings,
+    pub auth: AuthSettings,
+    pub dhcp: DhcpSettings,
+    pub tftp: TftpSettings,
+    pub provisioner: ProvisionerSettings,
+    pub sim: SimSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    pub bind: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    pub max_concurrent_runs: usize,
+}
+
+/// Log output shape.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    pub admin_token: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpSettings {
+    pub enabled: bool,
+    pub interface: String,
+    pub address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TftpSettings {
+    pub enabled: bool,
+    pub address: String,
+    pub port: u16,
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionerSettings {
+    pub export_dir: PathBuf,
+    pub files_dir: PathBuf,
+    pub api_url: String,
+    pub files_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSettings {
+    pub reboot_delay_ms: u64,
+    pub install_ms: u64,
+}
+
+/// Why settings could not be loaded; each names the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read settings file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("unknown settings key `{key}` (set in {origin})")]
+    UnknownKey { key: String, origin: String },
+    #[error("settings key `{key}` (set in {origin}): {reason}")]
+    Invalid {
+        key: String,
+        origin: String,
+        reason: String,
+    },
+    #[error("settings: {0}")]
+    Other(String),
+}
+
+impl Settings {
+    /// Loads the layered settings from the process environment.
+    pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(config_file, std::env::vars())
+    }
+
+    /// Loads the layered settings with an explicit environment, so tests
+    /// need not mutate the process's.
+    pub fn load_with_env(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml).format(FileFormat::Toml));
+        if let Some(path) = config_file {
+            if !path.is_file() {
+                return Err(SettingsError::Read {
+                    path: path.display().to_string(),
+                    reason: "no such file".into(),
+                });
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        let env_map = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KILN_") && k.contains("__"))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("KILN")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env_map)),
+        );
+        let merged = builder
+            .build()
+            .map_err(|e| from_config_error(e, config_file))?;
+        reject_unknown_keys(&merged, config_file)?;
+        merged
+            .try_deserialize::<Settings>()
+            .map_err(|e| from_config_error(e, config_file))
+    }
+
+    /// The defaults alone, as shipped.
+    pub fn defaults() -> Self {
+        Self::load_with_env(None, std::iter::empty()).expect("built-in defaults are valid")
+    }
+}
+
+/// Every leaf key path the typed settings know, from the defaults' shape.
+fn known_keys() -> BTreeSet<String> {
+    let defaults: toml::Value = toml::from_str(DEFAULTS).expect("built-in defaults parse");
+    let mut keys = BTreeSet::new();
+    collect_toml_keys("", &defaults, &mut keys);
+    keys
+}
+
+fn collect_toml_keys(prefix: &str, value: &toml::Value, out: &mut BTreeSet<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                collect_toml_keys(&path, v, out);
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+fn reject_unknown_keys(merged: &Config, config_file: Option<&Path>) -> Result<(), SettingsError> {
+    let known = known_keys();
+    let mut leaves = Vec::new();
+    collect_config_leaves("", &merged.cache, &mut leaves);
+    for (key, origin) in leaves {
+        if !known.contains(&key) {
+            return Err(SettingsError::UnknownKey {
+                key,
+                origin: describe_origin(origin.as_deref(), config_file),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn collect_config_leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Option<String>)>) {
+    match &value.kind {
+        ValueKind::Table(table) => {
+            for (k, v) in table {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                collect_config_leaves(&path, v, out);
+            }
+        }
+        _ => out.push((prefix.to_string(), value.origin().map(str::to_string))),
+    }
+}
+
+fn describe_origin(origin: Option<&str>, config_file: Option<&Path>) -> String {
+    match origin {
+        Some(o) if o.contains("environment") => "the environment (KILN_SECTION__KEY)".into(),
+        Some(o) => o.to_string(),
+        None => match config_file {
+            Some(p) => format!("{} or {DEFAULTS_ORIGIN}", p.display()),
+            None => DEFAULTS_ORIGIN.into(),
+        },
+    }
+}
+
+fn from_config_error(err: config::ConfigError, config_file: Option<&Path>) -> SettingsError {
+    match err {
+        config::ConfigError::Type {
+            origin,
+            unexpected,
+            expected,
+            key,
+        } => SettingsError::Invalid {
+            key: key.unwrap_or_else(|| "?".into()),
+            origin: describe_origin(origin.as_deref(), config_file),
+            reason: format!("found {unexpected}, expected {expected}"),
+        },
+        config::ConfigError::FileParse { uri, cause } => SettingsError::Read {
+            path: uri.unwrap_or_else(|| DEFAULTS_ORIGIN.into()),
+            reason: cause.to_string(),
+        },
+        config::ConfigError::At { error, origin, key } => SettingsError::Invalid {
+            key: key.unwrap_or_else(|| "?".into()),
+            origin: describe_origin(origin.as_deref(), config_file),
+            reason: error.to_string(),
+        },
+        other => SettingsError::Other(other.to_string()),
+    }
+}

@@ -1,0 +1,205 @@
+//! Shared test harness: a fresh database per test on SQLite or PostgreSQL,
+//! and kiln started in-process on port 0 (zero2prod's `spawn_app`).
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kiln::app::{AppState, Application};
+use kiln::db::Backend;
+use kiln::settings::Settings;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+
+/// Runs a test body once on SQLite and once on PostgreSQL, as two tests
+/// named `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[actix_web::test]
+            async fn sqlite() {
+                ($body)(kiln::db::Backend::Sqlite).await
+            }
+
+            #[actix_web::test]
+            async fn postgres() {
+                ($body)(kiln::db::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn postgres_server_url() -> String {
+    std::env::var("KILN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    )
+}
+
+impl TestDb {
+    /// Creates an empty database on `backend`. The PostgreSQL half fails
+    /// loudly when the server cannot be reached; it is never skipped.
+    pub async fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("kiln.db").display());
+                Self {
+                    url,
+                    backend,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
+            }
+            Backend::Postgres => {
+                let server = postgres_server_url();
+                let admin = Database::connect(server.as_str())
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                        "PostgreSQL is not reachable at {server} (set KILN_TEST_POSTGRES_URL or \
+                         start it with scripts/test): {e}"
+                    )
+                    });
+                let name = format!("kiln_test_{}", unique_suffix());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                let _ = admin.close().await;
+                let mut url = url::Url::parse(&server).expect("postgres url");
+                url.set_path(&name);
+                Self {
+                    url: url.to_string(),
+                    backend,
+                    _dir: None,
+                    pg_name: Some(name),
+                }
+            }
+        }
+    }
+
+    /// A migrated connection to this database.
+    pub async fn connect(&self) -> DatabaseConnection {
+        let db = kiln::db::connect(&self.url, 5).await.expect("connect");
+        kiln::db::migrate(&db).await.expect("migrate");
+        db
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs outside any runtime we may block; use a private one.
+        let server = postgres_server_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(admin) = Database::connect(server.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Settings for a test: defaults, port 0, the given database.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.database.url = db.url.clone();
+    settings.database.max_connections = 5;
+    settings.http.bind = "127.0.0.1:0".into();
+    settings.auth.admin_token = TEST_TOKEN.into();
+    settings
+}
+
+/// The admin token every spawned test app accepts.
+pub const TEST_TOKEN: &str = "test-admin-token";
+
+/// A running kiln and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub db: DatabaseConnection,
+    pub state: AppState,
+    pub client: reqwest::Client,
+    pub test_db: TestDb,
+}
+
+impl TestApp {
+    /// A request builder for `path` with the admin token.
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(TEST_TOKEN)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .bearer_auth(TEST_TOKEN)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.address))
+            .bearer_auth(TEST_TOKEN)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(format!("{}{path}", self.address))
+            .bearer_auth(TEST_TOKEN)
+    }
+}
+
+/// Starts kiln in-process on a fresh database.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts kiln in-process after `adjust` has changed the test settings.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let test_db = TestDb::new(backend).await;
+    let mut settings = test_settings(&test_db);
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("kiln starts");
+    let port = app.port();
+    let state = app.state().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        db: state.db.clone(),
+        state,
+        client: reqwest::Client::new(),
+        test_db,
+    }
+}
