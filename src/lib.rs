@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod bench;
 pub mod db;
 pub mod settings;
 pub mod telemetry;
