@@ -8,3 +8,4 @@ pub mod bench;
 pub mod db;
 pub mod settings;
 pub mod telemetry;
+pub mod domain;

@@ -7,8 +7,10 @@
 pub mod bootenvs;
 pub mod deployments;
 mod error;
+pub mod noderoles;
 pub mod nodes;
 pub mod roles;
+pub mod runs;
 
 use std::time::Duration;
 

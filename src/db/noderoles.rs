@@ -1,0 +1,450 @@
+//! Noderoles and the edges between them.
+
+use entity::{noderole, noderole_edge};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, Set, Statement, Value,
+};
+use serde::Serialize;
+
+use super::{now, RepoError, RepoResult};
+use crate::domain::NoderoleState;
+
+/// A noderole with the names of its node, role and deployment: what facts,
+/// traces and the API show, fetched in one join.
+#[derive(Debug, Clone, PartialEq, Serialize, FromQueryResult)]
+pub struct NoderoleRef {
+    pub id: i64,
+    pub node_id: i64,
+    pub role_id: i64,
+    pub deployment_id: i64,
+    pub state: String,
+    pub run_count: i32,
+    pub node: String,
+    pub role: String,
+    pub deployment: String,
+}
+
+impl NoderoleRef {
+    pub fn state(&self) -> NoderoleState {
+        NoderoleState::parse(&self.state).unwrap_or(NoderoleState::Error)
+    }
+}
+
+const REF_SELECT: &str = "SELECT nr.id, nr.node_id, nr.role_id, nr.deployment_id, nr.state, \
+    nr.run_count, n.name AS node, r.name AS role, d.name AS deployment \
+    FROM noderole nr JOIN node n ON n.id = nr.node_id JOIN role r ON r.id = nr.role_id \
+    JOIN deployment d ON d.id = nr.deployment_id";
+
+/// `?`/`$n` placeholders for `count` values starting at `first`.
+pub(crate) fn placeholders(backend: DbBackend, first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| match backend {
+            DbBackend::Postgres => format!("${i}"),
+            _ => "?".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn id_values(ids: &[i64]) -> Vec<Value> {
+    ids.iter().map(|id| Value::from(*id)).collect()
+}
+
+/// One noderole.
+pub async fn get<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<noderole::Model> {
+    noderole::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| RepoError::not_found("noderole", id))
+}
+
+/// Named views of the given noderoles, in id order.
+pub async fn refs<C: ConnectionTrait>(db: &C, ids: &[i64]) -> RepoResult<Vec<NoderoleRef>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let backend = db.get_database_backend();
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "{REF_SELECT} WHERE nr.id IN ({}) ORDER BY nr.id",
+            placeholders(backend, 1, chunk.len())
+        );
+        out.extend(
+            NoderoleRef::find_by_statement(Statement::from_sql_and_values(
+                backend,
+                sql,
+                id_values(chunk),
+            ))
+            .all(db)
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Filters for [`list_refs`].
+#[derive(Debug, Clone, Default)]
+pub struct NoderoleFilter {
+    pub node_id: Option<i64>,
+    pub role_id: Option<i64>,
+    pub deployment_id: Option<i64>,
+    pub state: Option<NoderoleState>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A filtered page of named noderoles, one query.
+pub async fn list_refs<C: ConnectionTrait>(
+    db: &C,
+    filter: &NoderoleFilter,
+) -> RepoResult<Vec<NoderoleRef>> {
+    let backend = db.get_database_backend();
+    let mut clauses = Vec::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut push = |clause: &str, value: Value| {
+        values.push(value);
+        clauses.push(format!(
+            "{clause} = {}",
+            placeholders(backend, values.len(), 1)
+        ));
+    };
+    if let Some(v) = filter.node_id {
+        push("nr.node_id", v.into());
+    }
+    if let Some(v) = filter.role_id {
+        push("nr.role_id", v.into());
+    }
+    if let Some(v) = filter.deployment_id {
+        push("nr.deployment_id", v.into());
+    }
+    if let Some(v) = filter.state {
+        push("nr.state", v.as_str().into());
+    }
+    let filter_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "{REF_SELECT}{filter_sql} ORDER BY nr.id LIMIT {} OFFSET {}",
+        filter.limit, filter.offset
+    );
+    Ok(
+        NoderoleRef::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(db)
+            .await?,
+    )
+}
+
+/// The binding of a role to a node in a deployment, if it exists.
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+    role_id: i64,
+    deployment_id: i64,
+) -> RepoResult<Option<noderole::Model>> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::NodeId.eq(node_id))
+        .filter(noderole::Column::RoleId.eq(role_id))
+        .filter(noderole::Column::DeploymentId.eq(deployment_id))
+        .one(db)
+        .await?)
+}
+
+/// Noderoles of `role_id` on `node_id`, in any of `deployment_ids`.
+pub async fn find_in<C: ConnectionTrait>(
+    db: &C,
+    role_id: i64,
+    node_id: Option<i64>,
+    deployment_ids: &[i64],
+) -> RepoResult<Vec<noderole::Model>> {
+    let mut query = noderole::Entity::find()
+        .filter(noderole::Column::RoleId.eq(role_id))
+        .filter(noderole::Column::DeploymentId.is_in(deployment_ids.to_vec()));
+    if let Some(node_id) = node_id {
+        query = query.filter(noderole::Column::NodeId.eq(node_id));
+    }
+    Ok(query.order_by_asc(noderole::Column::Id).all(db).await?)
+}
+
+/// Every noderole of a role (e.g. all DHCP database bindings).
+pub async fn of_role<C: ConnectionTrait>(db: &C, role_id: i64) -> RepoResult<Vec<noderole::Model>> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::RoleId.eq(role_id))
+        .order_by_asc(noderole::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Ids of a node's noderoles.
+pub async fn of_node<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<Vec<noderole::Model>> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::NodeId.eq(node_id))
+        .order_by_asc(noderole::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Ids of a deployment's noderoles in `state`.
+pub async fn of_deployment_in<C: ConnectionTrait>(
+    db: &C,
+    deployment_id: i64,
+    states: &[NoderoleState],
+) -> RepoResult<Vec<noderole::Model>> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::DeploymentId.eq(deployment_id))
+        .filter(
+            noderole::Column::State.is_in(states.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+        )
+        .order_by_asc(noderole::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Creates a proposed noderole.
+pub async fn insert<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+    role_id: i64,
+    deployment_id: i64,
+    data: serde_json::Value,
+) -> RepoResult<noderole::Model> {
+    let stamp = now();
+    noderole::ActiveModel {
+        node_id: Set(node_id),
+        role_id: Set(role_id),
+        deployment_id: Set(deployment_id),
+        state: Set(NoderoleState::Proposed.as_str().into()),
+        unmet_parents: Set(0),
+        run_count: Set(0),
+        proposed_data: Set(data),
+        committed_data: Set(serde_json::json!({})),
+        wall: Set(serde_json::json!({})),
+        runlog: Set(String::new()),
+        cohort: Set(0),
+        created_at: Set(stamp),
+        updated_at: Set(stamp),
+        ..Default::default()
+    }
+    .insert(db)
+    .await
+    .map_err(|e| RepoError::from_write(e, "noderole", format!("{node_id}/{role_id}")))
+}
+
+/// Records that `child` waits on `parent`, counting it as unmet unless the
+/// parent is already active.
+pub async fn add_edge<C: ConnectionTrait>(db: &C, parent: &noderole::Model, child_id: i64) -> RepoResult<()> {
+    noderole_edge::ActiveModel {
+        parent_id: Set(parent.id),
+        child_id: Set(child_id),
+    }
+    .insert(db)
+    .await
+    .map_err(|e| RepoError::from_write(e, "noderole_edge", format!("{}->{child_id}", parent.id)))?;
+    if parent.state != NoderoleState::Active.as_str() {
+        let backend = db.get_database_backend();
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE noderole SET unmet_parents = unmet_parents + 1 WHERE id = {}",
+                placeholders(backend, 1, 1)
+            ),
+            [child_id.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Parent ids of a noderole.
+pub async fn parents<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Vec<i64>> {
+    Ok(noderole_edge::Entity::find()
+        .filter(noderole_edge::Column::ChildId.eq(id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| e.parent_id)
+        .collect())
+}
+
+/// Child ids of the given noderoles.
+pub async fn children<C: ConnectionTrait>(db: &C, ids: &[i64]) -> RepoResult<Vec<i64>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<i64> = noderole_edge::Entity::find()
+        .filter(noderole_edge::Column::ParentId.is_in(ids.to_vec()))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|e| e.child_id)
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// Whether `target` is reachable from `start` by following child edges.
+pub async fn reaches<C: ConnectionTrait>(db: &C, start: i64, target: i64) -> RepoResult<bool> {
+    let mut frontier = vec![start];
+    let mut seen = std::collections::HashSet::new();
+    while !frontier.is_empty() {
+        if frontier.contains(&target) {
+            return Ok(true);
+        }
+        frontier.retain(|id| seen.insert(*id));
+        frontier = children(db, &frontier).await?;
+    }
+    Ok(false)
+}
+
+/// Sets the state of the given noderoles.
+pub async fn set_state<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+    state: NoderoleState,
+) -> RepoResult<()> {
+    let backend = db.get_database_backend();
+    for chunk in ids.chunks(500) {
+        let mut values = vec![Value::from(state.as_str()), Value::from(now())];
+        values.extend(id_values(chunk));
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE noderole SET state = {}, updated_at = {} WHERE id IN ({})",
+                placeholders(backend, 1, 1),
+                placeholders(backend, 2, 1),
+                placeholders(backend, 3, chunk.len())
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Adds `delta` to `unmet_parents` of every child of `parents`, once per
+/// edge (a child of two of them changes by two).
+pub async fn adjust_unmet_parents<C: ConnectionTrait>(
+    db: &C,
+    parents: &[i64],
+    delta: i32,
+) -> RepoResult<()> {
+    let backend = db.get_database_backend();
+    for chunk in parents.chunks(400) {
+        let list_a = placeholders(backend, 2, chunk.len());
+        let list_b = placeholders(backend, 2 + chunk.len(), chunk.len());
+        let mut values = vec![Value::from(delta)];
+        values.extend(id_values(chunk));
+        values.extend(id_values(chunk));
+        db.execute_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "UPDATE noderole SET unmet_parents = unmet_parents + {} * \
+                 (SELECT COUNT(*) FROM noderole_edge e WHERE e.child_id = noderole.id \
+                  AND e.parent_id IN ({list_a})) \
+                 WHERE id IN (SELECT child_id FROM noderole_edge WHERE parent_id IN ({list_b}))",
+                placeholders(backend, 1, 1)
+            ),
+            values,
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Saves what a run produced.
+pub async fn record_run_result<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    succeeded: bool,
+    wall: Option<serde_json::Value>,
+    runlog: &str,
+) -> RepoResult<()> {
+    let row = get(db, id).await?;
+    let run_count = row.run_count + i32::from(succeeded);
+    let mut active: noderole::ActiveModel = row.into();
+    if succeeded {
+        active.run_count = Set(run_count);
+    }
+    if let Some(wall) = wall {
+        active.wall = Set(wall);
+    }
+    active.runlog = Set(runlog.to_string());
+    active.updated_at = Set(now());
+    active.update(db).await?;
+    Ok(())
+}
+
+/// Replaces a noderole's proposed and/or committed data.
+pub async fn set_data<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    proposed: Option<serde_json::Value>,
+    committed: Option<serde_json::Value>,
+) -> RepoResult<noderole::Model> {
+    let row = get(db, id).await?;
+    let mut active: noderole::ActiveModel = row.into();
+    if let Some(p) = proposed {
+        active.proposed_data = Set(p);
+    }
+    if let Some(c) = committed {
+        active.committed_data = Set(c);
+    }
+    active.updated_at = Set(now());
+    Ok(active.update(db).await?)
+}
+
+/// A noderole the annealer may start now.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct ReadyNoderole {
+    pub id: i64,
+    pub node_id: i64,
+    pub destructive: bool,
+    pub priority: bool,
+    pub run_count: i32,
+}
+
+/// Up to `limit` todo noderoles with every parent active, on alive and
+/// available nodes, in committed deployments: read through the ready index,
+/// so its cost follows the ready set, not the whole table.
+pub async fn ready<C: ConnectionTrait>(db: &C, limit: u64) -> RepoResult<Vec<ReadyNoderole>> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT nr.id, nr.node_id, r.destructive, r.priority, nr.run_count \
+         FROM noderole nr JOIN node n ON n.id = nr.node_id \
+         JOIN role r ON r.id = nr.role_id JOIN deployment d ON d.id = nr.deployment_id \
+         WHERE nr.state = 'todo' AND nr.unmet_parents = 0 AND n.alive = {t} AND n.available = {t} \
+         AND d.state <> 'proposed' ORDER BY nr.id LIMIT {limit}",
+        t = match backend {
+            DbBackend::Postgres => "TRUE",
+            _ => "1",
+        }
+    );
+    Ok(
+        ReadyNoderole::find_by_statement(Statement::from_string(backend, sql))
+            .all(db)
+            .await?,
+    )
+}
+
+/// Counts of noderoles by state.
+pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(String, i64)>> {
+    #[derive(FromQueryResult)]
+    struct Count {
+        state: String,
+        n: i64,
+    }
+    let backend = db.get_database_backend();
+    Ok(Count::find_by_statement(Statement::from_string(
+        backend,
+        "SELECT state, COUNT(*) AS n FROM noderole GROUP BY state ORDER BY state",
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|c| (c.state, c.n))
+    .collect())
+}

@@ -1,0 +1,120 @@
+//! Facts: what happened, published on the event bus after the transaction
+//! that made it true has committed.
+
+use actix::Message;
+use serde::Serialize;
+
+use super::state::NoderoleState;
+
+/// A node was registered (by the API, a cluster file, or DHCP discovery).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeCreated {
+    pub node_id: i64,
+    pub node: String,
+}
+
+/// A node will boot something else next; DHCP must follow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BootenvChanged {
+    pub node_id: i64,
+    pub node: String,
+    pub from: String,
+    pub to: String,
+}
+
+/// A node started or stopped answering.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeAliveChanged {
+    pub node_id: i64,
+    pub node: String,
+    pub alive: bool,
+}
+
+/// A noderole moved between states.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoderoleStateChanged {
+    pub noderole_id: i64,
+    pub node_id: i64,
+    pub node: String,
+    pub role: String,
+    pub from: NoderoleState,
+    pub to: NoderoleState,
+    /// False when a destructive role was marked active without running:
+    /// such transitions fire no hooks.
+    pub hooks: bool,
+}
+
+/// A run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunFinished {
+    pub run_id: i64,
+    pub noderole_id: i64,
+    pub node_id: i64,
+    pub node: String,
+    pub role: String,
+    pub succeeded: bool,
+}
+
+/// A role asked for its node to be power-cycled after a delay (the
+/// os-install role's reboot). Simulated machines and power drivers act on it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RebootScheduled {
+    pub node_id: i64,
+    pub node: String,
+    pub delay_ms: u64,
+}
+
+/// Every fact, as the bus carries it.
+#[derive(Debug, Clone, PartialEq, Serialize, Message)]
+#[rtype(result = "()")]
+#[serde(tag = "type")]
+pub enum Fact {
+    NodeCreated(NodeCreated),
+    BootenvChanged(BootenvChanged),
+    NodeAliveChanged(NodeAliveChanged),
+    NoderoleStateChanged(NoderoleStateChanged),
+    RunFinished(RunFinished),
+    RebootScheduled(RebootScheduled),
+}
+
+impl Fact {
+    /// The fact's name, as traces and streams show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fact::NodeCreated(_) => "NodeCreated",
+            Fact::BootenvChanged(_) => "BootenvChanged",
+            Fact::NodeAliveChanged(_) => "NodeAliveChanged",
+            Fact::NoderoleStateChanged(_) => "NoderoleStateChanged",
+            Fact::RunFinished(_) => "RunFinished",
+            Fact::RebootScheduled(_) => "RebootScheduled",
+        }
+    }
+
+    /// The node the fact is about.
+    pub fn node(&self) -> &str {
+        match self {
+            Fact::NodeCreated(f) => &f.node,
+            Fact::BootenvChanged(f) => &f.node,
+            Fact::NodeAliveChanged(f) => &f.node,
+            Fact::NoderoleStateChanged(f) => &f.node,
+            Fact::RunFinished(f) => &f.node,
+            Fact::RebootScheduled(f) => &f.node,
+        }
+    }
+
+    /// The key fields, short, for traces.
+    pub fn summary(&self) -> String {
+        match self {
+            Fact::NodeCreated(_) => String::new(),
+            Fact::BootenvChanged(f) => format!("{} -> {}", f.from, f.to),
+            Fact::NodeAliveChanged(f) => format!("alive={}", f.alive),
+            Fact::NoderoleStateChanged(f) => format!("{}: {} -> {}", f.role, f.from, f.to),
+            Fact::RunFinished(f) => format!(
+                "{} {}",
+                f.role,
+                if f.succeeded { "succeeded" } else { "failed" }
+            ),
+            Fact::RebootScheduled(f) => format!("in {}ms", f.delay_ms),
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Committing, proposing and retrying: the operator's moves.
+
+use sea_orm::ConnectionTrait;
+
+use super::transitions::{has_failed_parent, move_to, unblock_descendants};
+use super::{DomainError, DomainResult, Effects, NoderoleState};
+use crate::db::deployments::{self, DeploymentState};
+use crate::db::{noderoles, Key};
+
+/// Commits a deployment: its proposed noderoles get their proposed data
+/// committed and go to todo (blocked when an ancestor failed).
+pub async fn commit_deployment<C: ConnectionTrait>(db: &C, key: &Key) -> DomainResult<Effects> {
+    let deployment = deployments::get(db, key).await?;
+    deployments::set_state(db, deployment.id, DeploymentState::Committed).await?;
+    let proposed =
+        noderoles::of_deployment_in(db, deployment.id, &[NoderoleState::Proposed]).await?;
+    let ids: Vec<i64> = proposed.iter().map(|n| n.id).collect();
+    let mut effects = commit_noderoles(db, &ids).await?;
+    effects.wake_annealer = true;
+    Ok(effects)
+}
+
+/// Commits single noderoles (they must be proposed).
+pub async fn commit_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Effects> {
+    let row = noderoles::get(db, id).await?;
+    if row.state != NoderoleState::Proposed.as_str() {
+        return Err(DomainError::StateConflict(format!(
+            "noderole {id} is {}, only a proposed noderole can be committed",
+            row.state
+        )));
+    }
+    let mut effects = commit_noderoles(db, &[id]).await?;
+    effects.wake_annealer = true;
+    Ok(effects)
+}
+
+async fn commit_noderoles<C: ConnectionTrait>(db: &C, ids: &[i64]) -> DomainResult<Effects> {
+    let mut todo = Vec::new();
+    let mut blocked = Vec::new();
+    for id in ids {
+        let row = noderoles::get(db, *id).await?;
+        noderoles::set_data(db, *id, None, Some(row.proposed_data.clone())).await?;
+        if has_failed_parent(db, *id).await? {
+            blocked.push(*id);
+        } else {
+            todo.push(*id);
+        }
+    }
+    let mut facts = move_to(db, &todo, NoderoleState::Todo, true).await?;
+    facts.extend(move_to(db, &blocked, NoderoleState::Blocked, true).await?);
+    Ok(Effects::with_facts(facts))
+}
+
+/// Re-proposes a deployment: every noderole not in transition goes back to
+/// proposed, so nothing more runs until the next commit.
+pub async fn propose_deployment<C: ConnectionTrait>(db: &C, key: &Key) -> DomainResult<Effects> {
+    let deployment = deployments::get(db, key).await?;
+    deployments::set_state(db, deployment.id, DeploymentState::Proposed).await?;
+    let rows = noderoles::of_deployment_in(
+        db,
+        deployment.id,
+        &[
+            NoderoleState::Todo,
+            NoderoleState::Active,
+            NoderoleState::Error,
+            NoderoleState::Blocked,
+        ],
+    )
+    .await?;
+    let ids: Vec<i64> = rows.iter().map(|n| n.id).collect();
+    Ok(Effects::with_facts(
+        move_to(db, &ids, NoderoleState::Proposed, true).await?,
+    ))
+}
+
+/// Re-proposes one noderole, optionally with new proposed data.
+pub async fn propose_noderole<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    data: Option<serde_json::Value>,
+) -> DomainResult<Effects> {
+    let row = noderoles::get(db, id).await?;
+    if row.state == NoderoleState::Transition.as_str() {
+        return Err(DomainError::StateConflict(format!(
+            "noderole {id} is in transition; wait for its run to finish"
+        )));
+    }
+    if let Some(data) = &data {
+        if !data.is_object() {
+            return Err(DomainError::invalid("data", "must be a JSON object"));
+        }
+    }
+    noderoles::set_data(db, id, data, None).await?;
+    Ok(Effects::with_facts(
+        move_to(db, &[id], NoderoleState::Proposed, true).await?,
+    ))
+}
+
+/// Retries a noderole in error: it goes to todo and its blocked
+/// descendants follow once nothing above them has failed.
+pub async fn retry_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Effects> {
+    let row = noderoles::get(db, id).await?;
+    if row.state != NoderoleState::Error.as_str() {
+        return Err(DomainError::StateConflict(format!(
+            "noderole {id} is {}, only a noderole in error can be retried",
+            row.state
+        )));
+    }
+    if row.unmet_parents > 0 {
+        return Err(DomainError::StateConflict(format!(
+            "noderole {id} has parents that are not active"
+        )));
+    }
+    let mut facts = move_to(db, &[id], NoderoleState::Todo, true).await?;
+    facts.extend(unblock_descendants(db, id).await?);
+    Ok(Effects {
+        facts,
+        runs: Vec::new(),
+        wake_annealer: true,
+    })
+}

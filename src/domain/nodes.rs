@@ -1,0 +1,120 @@
+//! Node lifecycle: registration (with discovery roles) and the changes
+//! that drive the seed flow (bootenv, alive).
+
+use sea_orm::ConnectionTrait;
+
+use super::binding::{bind, BindRequest};
+use super::facts::{BootenvChanged, Fact, NodeAliveChanged, NodeCreated};
+use super::lifecycle::commit_noderole;
+use super::transitions::{has_failed_parent, move_to};
+use super::{DomainResult, Effects, NoderoleState};
+use crate::db::nodes::{self, NewNode, NodeChange, NodeView};
+use crate::db::{bootenvs, noderoles, roles, Key, RepoError};
+
+/// Registers a node; a non-admin node gets every `discovery` role bound in
+/// `system` and committed. Returns the node, its one-time token, and effects.
+pub async fn create_node<C>(db: &C, new: NewNode) -> DomainResult<(NodeView, String, Effects)>
+where
+    C: ConnectionTrait + sea_orm::TransactionTrait,
+{
+    let admin = new.admin;
+    let (view, token) = nodes::create(db, new).await?;
+    let mut effects = Effects::with_facts(vec![Fact::NodeCreated(NodeCreated {
+        node_id: view.node.id,
+        node: view.node.name.clone(),
+    })]);
+    if !admin {
+        for role in roles::discovery(db).await? {
+            let bound = bind(
+                db,
+                &BindRequest {
+                    node: Key::Id(view.node.id),
+                    role: Key::Id(role.id),
+                    deployment: Key::Name("system".into()),
+                    data: None,
+                },
+            )
+            .await;
+            match bound {
+                Ok(nr) => effects.merge(commit_noderole(db, nr.id).await?),
+                // Already bound as another discovery role's requirement.
+                Err(super::DomainError::Repo(RepoError::Duplicate { .. })) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Requirements bound along the way are proposed too: commit them.
+        for nr in noderoles::of_node(db, view.node.id).await? {
+            if nr.state == NoderoleState::Proposed.as_str() {
+                effects.merge(commit_noderole(db, nr.id).await?);
+            }
+        }
+    }
+    Ok((view, token, effects))
+}
+
+/// Applies a change to a node and works out what follows: facts for the
+/// bootenv and alive changes, and, when a node comes back alive, its
+/// noderoles back to todo so the annealer re-runs them.
+pub async fn update_node<C: ConnectionTrait>(
+    db: &C,
+    key: &Key,
+    change: &NodeChange,
+) -> DomainResult<(entity::node::Model, Effects)> {
+    if let Some(bootenv) = &change.bootenv {
+        bootenvs::get(db, bootenv).await.map_err(|_| {
+            super::DomainError::invalid("bootenv", format!("bootenv `{bootenv}` not found"))
+        })?;
+    }
+    let (before, after) = nodes::update(db, key, change).await?;
+    let mut effects = Effects::default();
+    if before.bootenv != after.bootenv {
+        effects.facts.push(Fact::BootenvChanged(BootenvChanged {
+            node_id: after.id,
+            node: after.name.clone(),
+            from: before.bootenv.clone(),
+            to: after.bootenv.clone(),
+        }));
+    }
+    if before.alive != after.alive {
+        effects.facts.push(Fact::NodeAliveChanged(NodeAliveChanged {
+            node_id: after.id,
+            node: after.name.clone(),
+            alive: after.alive,
+        }));
+        if after.alive {
+            effects.merge(requeue_node(db, after.id).await?);
+        }
+    }
+    if before.available != after.available || before.alive != after.alive {
+        effects.wake_annealer = true;
+    }
+    Ok((after, effects))
+}
+
+/// A node back from a reboot: its settled noderoles go to todo again
+/// (blocked where something above failed).
+async fn requeue_node<C: ConnectionTrait>(db: &C, node_id: i64) -> DomainResult<Effects> {
+    let mut todo = Vec::new();
+    let mut blocked = Vec::new();
+    for nr in noderoles::of_node(db, node_id).await? {
+        let state = NoderoleState::parse(&nr.state);
+        if !matches!(
+            state,
+            Some(NoderoleState::Active | NoderoleState::Blocked | NoderoleState::Todo)
+        ) {
+            continue;
+        }
+        if has_failed_parent(db, nr.id).await? {
+            blocked.push(nr.id);
+        } else {
+            todo.push(nr.id);
+        }
+    }
+    let mut facts = move_to(db, &todo, NoderoleState::Todo, true).await?;
+    facts.extend(move_to(db, &blocked, NoderoleState::Blocked, true).await?);
+    Ok(Effects {
+        facts,
+        runs: Vec::new(),
+        wake_annealer: true,
+    })
+}

@@ -1,0 +1,78 @@
+//! Starting and finishing runs: the only way out of transition.
+
+use sea_orm::ConnectionTrait;
+
+use super::facts::{Fact, RunFinished};
+use super::transitions::{block_descendants, move_to};
+use super::{DomainResult, Effects, NoderoleState, RunState};
+use crate::db::{noderoles, runs};
+
+/// Marks a queued run running and its noderole in transition (a
+/// hook-queued re-run of an active noderole enters transition here).
+/// `None` when the run was no longer queued (cancelled or already taken).
+pub async fn start_run<C: ConnectionTrait>(db: &C, run_id: i64) -> DomainResult<Option<Effects>> {
+    if !runs::mark_running(db, run_id).await? {
+        return Ok(None);
+    }
+    let run = runs::get(db, run_id).await?;
+    let facts = move_to(db, &[run.noderole_id], NoderoleState::Transition, true).await?;
+    Ok(Some(Effects::with_facts(facts)))
+}
+
+/// What a jig reported.
+#[derive(Debug, Clone, Default)]
+pub struct JigResult {
+    pub succeeded: bool,
+    pub wall: Option<serde_json::Value>,
+    pub runlog: String,
+    pub error: Option<String>,
+}
+
+/// Records a finished run: the noderole goes active (or error, blocking its
+/// waiting descendants), and the annealer is woken.
+pub async fn finish_run<C: ConnectionTrait>(
+    db: &C,
+    run_id: i64,
+    result: &JigResult,
+) -> DomainResult<Effects> {
+    let run = runs::get(db, run_id).await?;
+    let state = if result.succeeded {
+        RunState::Succeeded
+    } else {
+        RunState::Failed
+    };
+    runs::finish(db, run_id, state, result.error.clone()).await?;
+    noderoles::record_run_result(
+        db,
+        run.noderole_id,
+        result.succeeded,
+        result.wall.clone(),
+        &result.runlog,
+    )
+    .await?;
+    let to = if result.succeeded {
+        NoderoleState::Active
+    } else {
+        NoderoleState::Error
+    };
+    let mut facts = move_to(db, &[run.noderole_id], to, true).await?;
+    if !result.succeeded {
+        facts.extend(block_descendants(db, run.noderole_id).await?);
+    }
+    let nr = noderoles::refs(db, &[run.noderole_id]).await?;
+    if let Some(nr) = nr.into_iter().next() {
+        facts.push(Fact::RunFinished(RunFinished {
+            run_id,
+            noderole_id: nr.id,
+            node_id: nr.node_id,
+            node: nr.node,
+            role: nr.role,
+            succeeded: result.succeeded,
+        }));
+    }
+    Ok(Effects {
+        facts,
+        runs: Vec::new(),
+        wake_annealer: true,
+    })
+}

@@ -1,0 +1,104 @@
+//! Moving noderoles between states while keeping `unmet_parents` true:
+//! the one place a noderole's state column is written.
+
+use std::collections::HashSet;
+
+use sea_orm::ConnectionTrait;
+
+use super::facts::{Fact, NoderoleStateChanged};
+use super::{DomainResult, NoderoleState};
+use crate::db::noderoles;
+
+/// Moves the given noderoles to `to`; returns a fact per real change.
+/// `hooks` is false for moves that must not fire role hooks.
+pub async fn move_to<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+    to: NoderoleState,
+    hooks: bool,
+) -> DomainResult<Vec<Fact>> {
+    let refs = noderoles::refs(db, ids).await?;
+    let moving: Vec<_> = refs.into_iter().filter(|r| r.state() != to).collect();
+    if moving.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moving_ids: Vec<i64> = moving.iter().map(|r| r.id).collect();
+    noderoles::set_state(db, &moving_ids, to).await?;
+    let leaving_active: Vec<i64> = moving
+        .iter()
+        .filter(|r| r.state() == NoderoleState::Active)
+        .map(|r| r.id)
+        .collect();
+    if to == NoderoleState::Active {
+        noderoles::adjust_unmet_parents(db, &moving_ids, -1).await?;
+    } else if !leaving_active.is_empty() {
+        noderoles::adjust_unmet_parents(db, &leaving_active, 1).await?;
+    }
+    Ok(moving
+        .into_iter()
+        .map(|r| {
+            Fact::NoderoleStateChanged(NoderoleStateChanged {
+                noderole_id: r.id,
+                node_id: r.node_id,
+                from: r.state(),
+                to,
+                node: r.node,
+                role: r.role,
+                hooks,
+            })
+        })
+        .collect())
+}
+
+/// Every descendant of `id`, breadth first, without repeats.
+pub async fn descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<i64>> {
+    let mut seen = HashSet::new();
+    let mut order = Vec::new();
+    let mut frontier = vec![id];
+    while !frontier.is_empty() {
+        let next: Vec<i64> = noderoles::children(db, &frontier)
+            .await?
+            .into_iter()
+            .filter(|c| seen.insert(*c))
+            .collect();
+        order.extend(&next);
+        frontier = next;
+    }
+    Ok(order)
+}
+
+/// An error blocks every descendant that is waiting (todo); only them.
+pub async fn block_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Fact>> {
+    let all = descendants(db, id).await?;
+    let waiting: Vec<i64> = noderoles::refs(db, &all)
+        .await?
+        .into_iter()
+        .filter(|r| r.state() == NoderoleState::Todo)
+        .map(|r| r.id)
+        .collect();
+    move_to(db, &waiting, NoderoleState::Blocked, true).await
+}
+
+/// Whether any parent of `id` is in error or blocked.
+pub async fn has_failed_parent<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<bool> {
+    let parents = noderoles::parents(db, id).await?;
+    Ok(noderoles::refs(db, &parents)
+        .await?
+        .iter()
+        .any(|p| matches!(p.state(), NoderoleState::Error | NoderoleState::Blocked)))
+}
+
+/// After a retry, blocked descendants whose parents are no longer failed go
+/// back to todo, level by level.
+pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Fact>> {
+    let mut facts = Vec::new();
+    for child in descendants(db, id).await? {
+        let Some(r) = noderoles::refs(db, &[child]).await?.pop() else {
+            continue;
+        };
+        if r.state() == NoderoleState::Blocked && !has_failed_parent(db, child).await? {
+            facts.extend(move_to(db, &[child], NoderoleState::Todo, true).await?);
+        }
+    }
+    Ok(facts)
+}
