@@ -10,6 +10,8 @@ use sea_orm::DatabaseConnection;
 
 use crate::api;
 use crate::db::{self, Backend, DatabaseError};
+use crate::domain::DomainError;
+use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::settings::Settings;
 
 /// Shared state every request handler sees.
@@ -18,6 +20,7 @@ pub struct AppState {
     pub db: DatabaseConnection,
     pub backend: Backend,
     pub settings: Arc<Settings>,
+    pub orchestrator: Orchestrator,
 }
 
 /// Why kiln could not start.
@@ -25,6 +28,8 @@ pub struct AppState {
 pub enum StartError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    #[error("starting the orchestrator: {0}")]
+    Orchestrator(#[from] DomainError),
     #[error("http.bind `{0}` is not an address:port")]
     BadBind(String),
     #[error("cannot listen on {addr}: {reason}")]
@@ -45,11 +50,17 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let db = db::connect(&settings.database.url, settings.database.max_connections).await?;
         db::migrate(&db).await?;
-        Self::build_with_db(settings, db)
+        let options = OrchestratorOptions::from_settings(&settings);
+        Self::build_with(settings, db, options).await
     }
 
-    /// Builds on an already migrated connection.
-    pub fn build_with_db(settings: Settings, db: DatabaseConnection) -> Result<Self, StartError> {
+    /// Builds on an already migrated connection with explicit orchestrator
+    /// options (tests add builtin jigs this way).
+    pub async fn build_with(
+        settings: Settings,
+        db: DatabaseConnection,
+        options: OrchestratorOptions,
+    ) -> Result<Self, StartError> {
         let addr: SocketAddr = settings
             .http
             .bind
@@ -69,10 +80,12 @@ impl Application {
                 "auth.admin_token is empty: the admin API is open, so kiln listens on loopback only"
             );
         }
+        let orchestrator = Orchestrator::start(db.clone(), options).await?;
         let state = AppState {
             backend: Backend::of(&db),
             db,
             settings: Arc::new(settings),
+            orchestrator,
         };
         let data = web::Data::new(state.clone());
         let server =

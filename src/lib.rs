@@ -3,9 +3,13 @@
 //! See `ARCHITECTURE.md` for the map of this crate.
 
 pub mod api;
+pub mod actors;
 pub mod app;
 pub mod bench;
 pub mod db;
+pub mod domain;
+pub mod jigs;
+pub mod orchestrator;
 pub mod settings;
 pub mod telemetry;
-pub mod domain;
+

@@ -27,6 +27,17 @@ pub struct Settings {
     pub tftp: TftpSettings,
     pub provisioner: ProvisionerSettings,
     pub sim: SimSettings,
+    pub jigs: JigSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JigSettings {
+    /// Where relative role script paths are resolved.
+    pub scripts_dir: PathBuf,
+    pub script_timeout_ms: u64,
+    /// Actor messages kept by the trace recorder.
+    pub trace_capacity: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

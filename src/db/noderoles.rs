@@ -448,3 +448,24 @@ pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(Strin
     .map(|c| (c.state, c.n))
     .collect())
 }
+
+/// Noderoles in transition with no queued or running run: left behind by a
+/// crash between marking and queueing (cannot happen in one transaction,
+/// but a restore from backup can).
+pub async fn transition_without_queued_run<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<i64>> {
+    #[derive(FromQueryResult)]
+    struct Id {
+        id: i64,
+    }
+    let backend = db.get_database_backend();
+    Ok(Id::find_by_statement(Statement::from_string(
+        backend,
+        "SELECT nr.id FROM noderole nr WHERE nr.state = 'transition' AND NOT EXISTS \
+         (SELECT 1 FROM run r WHERE r.noderole_id = nr.id AND r.state IN ('queued', 'running'))",
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(|r| r.id)
+    .collect())
+}

@@ -320,3 +320,15 @@ pub async fn delete<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<node::M
     node::Entity::delete_by_id(node.id).exec(db).await?;
     Ok(node)
 }
+
+/// Every node's id and name (for starting node actors), one query.
+pub async fn all_names<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(i64, String)>> {
+    Ok(node::Entity::find()
+        .select_only()
+        .column(node::Column::Id)
+        .column(node::Column::Name)
+        .order_by_asc(node::Column::Id)
+        .into_tuple::<(i64, String)>()
+        .all(db)
+        .await?)
+}

@@ -7,7 +7,7 @@ use sea_orm::ConnectionTrait;
 use super::transitions::move_to;
 use super::{DomainResult, Effects, NoderoleState};
 use crate::db::runs::{self, NewRun};
-use crate::db::{noderoles, RepoError};
+use crate::db::noderoles;
 
 /// Hands out queue sequence numbers; the run table's order is the queue's.
 #[derive(Debug, Default)]
@@ -95,8 +95,7 @@ pub async fn queue_hook_run<C: ConnectionTrait>(
             queue_seq: seq.next(),
         }],
     )
-    .await
-    .map_err(RepoError::from)?;
+    .await?;
     Ok(Effects {
         facts: Vec::new(),
         runs: queued,

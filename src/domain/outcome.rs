@@ -3,7 +3,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::facts::{Fact, RunFinished};
-use super::transitions::{block_descendants, move_to};
+use super::transitions::{block_descendants, move_to, unblock_descendants};
 use super::{DomainResult, Effects, NoderoleState, RunState};
 use crate::db::{noderoles, runs};
 
@@ -56,7 +56,10 @@ pub async fn finish_run<C: ConnectionTrait>(
         NoderoleState::Error
     };
     let mut facts = move_to(db, &[run.noderole_id], to, true).await?;
-    if !result.succeeded {
+    if result.succeeded {
+        // Blocked descendants whose parents are all fine again may go on.
+        facts.extend(unblock_descendants(db, run.noderole_id).await?);
+    } else {
         facts.extend(block_descendants(db, run.noderole_id).await?);
     }
     let nr = noderoles::refs(db, &[run.noderole_id]).await?;

@@ -1,0 +1,171 @@
+//! The annealer: finds todo noderoles whose parents are all active, on
+//! alive and available nodes of committed deployments, marks them
+//! transition and queues their runs — in one transaction per pass — then
+//! hands the runs to their node actors. Wake-ups arriving during a pass are
+//! coalesced into one more pass.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::prelude::*;
+use sea_orm::TransactionTrait;
+use serde::Serialize;
+
+use super::runtime::Runtime;
+use crate::domain::anneal::pass;
+use crate::domain::Effects;
+
+/// Noderoles moved per pass; more ready ones trigger another pass at once.
+const PASS_LIMIT: u64 = 500;
+
+/// Look for ready noderoles.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Wake;
+
+/// Asks for the annealer's status.
+#[derive(Debug, Message)]
+#[rtype(result = "AnnealerStatus")]
+pub struct GetAnnealerStatus;
+
+/// What the annealer has done (for `/api/v2/anneal` and `/metrics`).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct AnnealerStatus {
+    pub passes: u64,
+    pub started_runs: u64,
+    pub running: bool,
+    pub last_pass_ms: Option<u64>,
+    pub last_error: Option<String>,
+}
+
+/// Internal: a pass ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct PassDone {
+    full: bool,
+}
+
+/// The annealer actor; its runtime arrives after the runtime is built.
+pub struct Annealer {
+    rt: Option<Arc<Runtime>>,
+    running: bool,
+    again: bool,
+    status: AnnealerStatus,
+}
+
+/// Gives the annealer the runtime it belongs to.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach(pub Arc<Runtime>);
+
+impl Annealer {
+    pub fn new() -> Self {
+        Self {
+            rt: None,
+            running: false,
+            again: false,
+            status: AnnealerStatus::default(),
+        }
+    }
+
+    fn start_pass(&mut self, ctx: &mut Context<Self>) {
+        let Some(rt) = self.rt.clone() else {
+            self.again = true;
+            return;
+        };
+        if self.running {
+            self.again = true;
+            return;
+        }
+        self.running = true;
+        self.again = false;
+        let started = Instant::now();
+        ctx.spawn(
+            async move {
+                let outcome = one_pass(&rt).await;
+                (outcome, started.elapsed())
+            }
+            .into_actor(self)
+            .map(|(outcome, elapsed), act, ctx| {
+                act.status.passes += 1;
+                act.status.last_pass_ms = Some(elapsed.as_millis() as u64);
+                let full = match outcome {
+                    Ok((started_runs, full)) => {
+                        act.status.started_runs += started_runs as u64;
+                        act.status.last_error = None;
+                        full
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "annealer pass failed");
+                        act.status.last_error = Some(e);
+                        false
+                    }
+                };
+                ctx.notify(PassDone { full });
+            }),
+        );
+    }
+}
+
+impl Default for Annealer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+async fn one_pass(rt: &Arc<Runtime>) -> Result<(usize, bool), String> {
+    let txn = rt.db.begin().await.map_err(|e| e.to_string())?;
+    let (effects, full): (Effects, bool) = pass(&txn, PASS_LIMIT, &rt.seq)
+        .await
+        .map_err(|e| e.to_string())?;
+    txn.commit().await.map_err(|e| e.to_string())?;
+    let started = effects.runs.len();
+    rt.apply("Annealer", effects).await;
+    Ok((started, full))
+}
+
+impl Actor for Annealer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+impl Handler<Attach> for Annealer {
+    type Result = ();
+
+    fn handle(&mut self, Attach(rt): Attach, ctx: &mut Self::Context) {
+        self.rt = Some(rt);
+        self.start_pass(ctx);
+    }
+}
+
+impl Handler<Wake> for Annealer {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.start_pass(ctx);
+    }
+}
+
+impl Handler<PassDone> for Annealer {
+    type Result = ();
+
+    fn handle(&mut self, done: PassDone, ctx: &mut Self::Context) {
+        self.running = false;
+        if done.full || self.again {
+            self.start_pass(ctx);
+        }
+    }
+}
+
+impl Handler<GetAnnealerStatus> for Annealer {
+    type Result = MessageResult<GetAnnealerStatus>;
+
+    fn handle(&mut self, _: GetAnnealerStatus, _: &mut Self::Context) -> Self::Result {
+        let mut status = self.status.clone();
+        status.running = self.running;
+        MessageResult(status)
+    }
+}

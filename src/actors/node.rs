@@ -1,0 +1,280 @@
+//! NodeActor: one per node, under a supervisor. It owns the node's FIFO of
+//! queued runs and executes at most one at a time, asking the scheduler for
+//! a slot first. After a restart it rebuilds its queue from the run table.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use sea_orm::{EntityTrait, TransactionTrait};
+use tracing::Instrument;
+
+use super::runtime::Runtime;
+use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
+use crate::db::runs;
+use crate::domain::outcome::{finish_run, start_run, JigResult};
+use crate::domain::{merge_json, DomainError};
+use crate::jigs::JigContext;
+
+/// A queued run as the node actor holds it.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub run_id: i64,
+    pub noderole_id: i64,
+    pub role: Arc<str>,
+    pub priority: bool,
+}
+
+/// Queue this run on the node (the annealer's or a hook's).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct EnqueueRun(pub Ticket);
+
+/// Internal: the current run is over.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct RunDone;
+
+/// Internal: the queue as the run table has it (after a restart).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+struct Rebuilt(Vec<Ticket>);
+
+/// The node's worker.
+pub struct NodeActor {
+    node_id: i64,
+    node: Arc<str>,
+    rt: Arc<Runtime>,
+    queue: VecDeque<Ticket>,
+    /// The run holding or waiting for a slot.
+    current: Option<Ticket>,
+}
+
+impl NodeActor {
+    pub fn new(node_id: i64, node: Arc<str>, rt: Arc<Runtime>, queue: Vec<Ticket>) -> Self {
+        Self {
+            node_id,
+            node,
+            rt,
+            queue: queue.into(),
+            current: None,
+        }
+    }
+
+    fn enqueue(&mut self, ticket: Ticket) {
+        let known = self.current.as_ref().map(|t| t.run_id) == Some(ticket.run_id)
+            || self.queue.iter().any(|t| t.run_id == ticket.run_id);
+        if known {
+            return;
+        }
+        // Priority runs go ahead of annealer runs, FIFO among themselves.
+        let at = if ticket.priority {
+            self.queue
+                .iter()
+                .position(|t| !t.priority)
+                .unwrap_or(self.queue.len())
+        } else {
+            self.queue.len()
+        };
+        self.queue.insert(at, ticket);
+    }
+
+    /// Asks for a slot for the next run when idle.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.current.is_some() {
+            return;
+        }
+        let Some(ticket) = self.queue.pop_front() else {
+            return;
+        };
+        self.rt
+            .trace
+            .record("NodeActor", "Scheduler", "AcquireSlot", &self.node, &*ticket.role);
+        self.rt.scheduler.do_send(AcquireSlot {
+            run_id: ticket.run_id,
+            node_id: self.node_id,
+            noderole_id: ticket.noderole_id,
+            node: self.node.clone(),
+            role: ticket.role.clone(),
+            priority: ticket.priority,
+            reply: ctx.address().recipient(),
+        });
+        self.current = Some(ticket);
+    }
+}
+
+impl Actor for NodeActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        self.pump(ctx);
+    }
+}
+
+impl Supervised for NodeActor {
+    fn restarting(&mut self, ctx: &mut Self::Context) {
+        tracing::warn!(node = %self.node, "node actor restarting; rebuilding its queue");
+        self.queue.clear();
+        self.current = None;
+        let rt = self.rt.clone();
+        let node_id = self.node_id;
+        ctx.spawn(
+            async move { rebuild_queue(&rt, node_id).await }
+                .into_actor(self)
+                .map(|tickets, _, ctx| ctx.notify(Rebuilt(tickets))),
+        );
+    }
+}
+
+impl Handler<EnqueueRun> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, EnqueueRun(ticket): EnqueueRun, ctx: &mut Self::Context) {
+        self.enqueue(ticket);
+        self.pump(ctx);
+    }
+}
+
+impl Handler<Rebuilt> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, Rebuilt(tickets): Rebuilt, ctx: &mut Self::Context) {
+        for ticket in tickets {
+            self.enqueue(ticket);
+        }
+        self.pump(ctx);
+    }
+}
+
+impl Handler<SlotGranted> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, granted: SlotGranted, ctx: &mut Self::Context) {
+        let Some(ticket) = self.current.clone() else {
+            return;
+        };
+        if ticket.run_id != granted.run_id {
+            return;
+        }
+        let rt = self.rt.clone();
+        let node = self.node.clone();
+        let span = tracing::info_span!("run", node = %node, noderole = ticket.noderole_id, run = ticket.run_id);
+        ctx.spawn(
+            async move {
+                if let Err(e) = execute(&rt, &node, &ticket).await {
+                    tracing::error!(error = %e, "run could not be recorded");
+                }
+                rt.trace
+                    .record("NodeActor", "Scheduler", "ReleaseSlot", &node, &*ticket.role);
+                rt.scheduler.do_send(ReleaseSlot {
+                    run_id: ticket.run_id,
+                    node: node.clone(),
+                });
+            }
+            .instrument(span)
+            .into_actor(self)
+            .map(|_, _, ctx| ctx.notify(RunDone)),
+        );
+    }
+}
+
+impl Handler<RunDone> for NodeActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RunDone, ctx: &mut Self::Context) {
+        self.current = None;
+        self.pump(ctx);
+    }
+}
+
+/// Starts, executes and records one run.
+async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
+    let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+    let Some(effects) = start_run(&txn, ticket.run_id).await? else {
+        txn.rollback().await.map_err(crate::db::RepoError::from)?;
+        return Ok(());
+    };
+    txn.commit().await.map_err(crate::db::RepoError::from)?;
+    rt.counters.started();
+    rt.apply("NodeActor", effects).await;
+    rt.trace.record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
+    let result = match load_context(rt, ticket).await {
+        Ok(ctx) => rt.jigs.run(ctx).await,
+        Err(e) => JigResult {
+            succeeded: false,
+            runlog: format!("could not load the run's context: {e}\n"),
+            error: Some(e.to_string()),
+            wall: None,
+        },
+    };
+    let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+    let effects = finish_run(&txn, ticket.run_id, &result).await?;
+    txn.commit().await.map_err(crate::db::RepoError::from)?;
+    rt.counters.finished(result.succeeded);
+    rt.apply("NodeActor", effects).await;
+    Ok(())
+}
+
+/// Reads the run's noderole, role, node and data now, when it starts.
+async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, DomainError> {
+    use entity::{deployment, interface, node, noderole, role};
+    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+    let missing = |what: &'static str| crate::db::RepoError::not_found(what, ticket.noderole_id);
+    let nr = noderole::Entity::find_by_id(ticket.noderole_id)
+        .one(&rt.db)
+        .await
+        .map_err(crate::db::RepoError::from)?
+        .ok_or_else(|| missing("noderole"))?;
+    let role = role::Entity::find_by_id(nr.role_id)
+        .one(&rt.db)
+        .await
+        .map_err(crate::db::RepoError::from)?
+        .ok_or_else(|| missing("role"))?;
+    let node = node::Entity::find_by_id(nr.node_id)
+        .one(&rt.db)
+        .await
+        .map_err(crate::db::RepoError::from)?
+        .ok_or_else(|| missing("node"))?;
+    let deployment = deployment::Entity::find_by_id(nr.deployment_id)
+        .one(&rt.db)
+        .await
+        .map_err(crate::db::RepoError::from)?
+        .map(|d| d.name)
+        .unwrap_or_default();
+    let address = interface::Entity::find()
+        .filter(interface::Column::NodeId.eq(node.id))
+        .order_by_asc(interface::Column::Id)
+        .one(&rt.db)
+        .await
+        .map_err(crate::db::RepoError::from)?
+        .and_then(|i| i.ip);
+    let mut data = role.data.clone();
+    if !data.is_object() {
+        data = serde_json::json!({});
+    }
+    merge_json(&mut data, &nr.committed_data);
+    Ok(JigContext {
+        run_id: ticket.run_id,
+        noderole_id: nr.id,
+        node,
+        address,
+        role,
+        deployment,
+        data,
+        events: rt.bus.clone(),
+        trace: rt.trace.clone(),
+    })
+}
+
+/// The node's queued runs from the run table, in queue order.
+async fn rebuild_queue(rt: &Arc<Runtime>, node_id: i64) -> Vec<Ticket> {
+    let queued = match runs::queued_of_node(&rt.db, node_id).await {
+        Ok(q) => q,
+        Err(e) => {
+            tracing::error!(error = %e, node_id, "cannot rebuild node queue");
+            return Vec::new();
+        }
+    };
+    rt.tickets_for(&queued).await
+}

@@ -1,0 +1,95 @@
+//! Jigs execute runs. A role names its jig; the node actor loads the run's
+//! context when the run starts (not when it was queued) and hands it over.
+//!
+//! Architecture invariant: a jig never writes noderole or run state; it
+//! returns a [`JigResult`] and the node actor records it.
+
+mod builtin;
+mod noop;
+mod script;
+mod test;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use futures::future::BoxFuture;
+
+pub use builtin::{OsInstallJig, BUILTIN_OS_INSTALL};
+pub use script::ScriptJig;
+
+use crate::actors::event_bus::EventBus;
+use crate::actors::trace::TraceRecorder;
+use crate::db::roles::JigKind;
+pub use crate::domain::outcome::JigResult;
+
+/// Everything a jig may know about the run it executes.
+#[derive(Clone)]
+pub struct JigContext {
+    pub run_id: i64,
+    pub noderole_id: i64,
+    pub node: entity::node::Model,
+    /// The node's first address, if it has one.
+    pub address: Option<String>,
+    pub role: entity::role::Model,
+    pub deployment: String,
+    /// The role's default data with the noderole's committed data over it.
+    pub data: serde_json::Value,
+    pub events: Addr<EventBus>,
+    pub trace: Arc<TraceRecorder>,
+}
+
+/// A way of executing a run.
+pub trait Jig: Send + Sync {
+    fn run(&self, ctx: JigContext) -> BoxFuture<'static, JigResult>;
+}
+
+/// The jigs kiln knows, and the builtins by role name.
+#[derive(Clone)]
+pub struct Jigs {
+    script: Arc<ScriptJig>,
+    builtins: HashMap<String, Arc<dyn Jig>>,
+}
+
+impl Jigs {
+    /// `scripts_dir` resolves relative script paths; `timeout` bounds each script.
+    pub fn new(scripts_dir: PathBuf, timeout: Duration) -> Self {
+        Self {
+            script: Arc::new(ScriptJig::new(scripts_dir, timeout)),
+            builtins: HashMap::new(),
+        }
+    }
+
+    /// Registers kiln's own implementation of a role.
+    pub fn register_builtin(&mut self, role: &str, jig: Arc<dyn Jig>) {
+        self.builtins.insert(role.to_string(), jig);
+    }
+
+    /// Executes a run with the jig its role names.
+    pub fn run(&self, ctx: JigContext) -> BoxFuture<'static, JigResult> {
+        match JigKind::parse(&ctx.role.jig) {
+            Some(JigKind::Noop) => noop::run(),
+            Some(JigKind::Test) => test::run(ctx),
+            Some(JigKind::Script) => self.script.run(ctx),
+            Some(JigKind::Builtin) => match self.builtins.get(&ctx.role.name) {
+                Some(jig) => jig.run(ctx),
+                None => failed(format!("kiln has no builtin jig for role {}", ctx.role.name)),
+            },
+            None => failed(format!("unknown jig `{}`", ctx.role.jig)),
+        }
+    }
+}
+
+/// A run that failed before doing anything, saying why.
+pub fn failed(reason: String) -> BoxFuture<'static, JigResult> {
+    Box::pin(async move {
+        JigResult {
+            succeeded: false,
+            wall: None,
+            runlog: reason.clone(),
+            error: Some(reason),
+        }
+    })
+}

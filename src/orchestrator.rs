@@ -1,0 +1,304 @@
+//! The orchestrator: the handle the API, cluster files and the provisioner
+//! use to change what kiln should do. Each method runs domain rules in one
+//! transaction, commits, and then lets the actors act on the effects.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use dashmap::DashMap;
+use entity::{node, noderole};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use tokio::sync::broadcast;
+
+use crate::actors::annealer::{Annealer, AnnealerStatus, Attach, GetAnnealerStatus, Wake};
+use crate::actors::event_bus::{EventBus, Subscribe};
+use crate::actors::roles::{DhcpDatabaseRole, DnsDatabaseRole, OsInstallRole};
+use crate::actors::runtime::{RunCounts, Runtime};
+use crate::actors::scheduler::{GetSchedulerStatus, Scheduler, SchedulerStatus};
+use crate::actors::trace::TraceRecorder;
+use crate::db::nodes::{NewNode, NodeChange, NodeView};
+use crate::db::{nodes, runs, Key, RepoError};
+use crate::domain::anneal::QueueSeq;
+use crate::domain::binding::{bind, BindRequest};
+use crate::domain::{lifecycle, DomainError, DomainResult, Effects, Fact};
+use crate::jigs::{Jig, Jigs, OsInstallJig, BUILTIN_OS_INSTALL};
+use crate::settings::Settings;
+
+/// Options for starting the actors.
+#[derive(Clone)]
+pub struct OrchestratorOptions {
+    pub max_concurrent_runs: usize,
+    pub reboot_delay_ms: u64,
+    pub scripts_dir: PathBuf,
+    pub script_timeout: Duration,
+    /// Trace entries kept (0 turns the recorder off).
+    pub trace_capacity: usize,
+    /// Builtin jigs beyond kiln's defaults, by role name.
+    pub builtins: Vec<(String, Arc<dyn Jig>)>,
+}
+
+impl OrchestratorOptions {
+    pub fn from_settings(settings: &Settings) -> Self {
+        Self {
+            max_concurrent_runs: settings.scheduler.max_concurrent_runs,
+            reboot_delay_ms: settings.sim.reboot_delay_ms,
+            scripts_dir: settings.jigs.scripts_dir.clone(),
+            script_timeout: Duration::from_millis(settings.jigs.script_timeout_ms),
+            trace_capacity: settings.jigs.trace_capacity,
+            builtins: Vec::new(),
+        }
+    }
+}
+
+/// Handle to the running actors.
+#[derive(Clone)]
+pub struct Orchestrator {
+    rt: Arc<Runtime>,
+    stream: broadcast::Sender<Fact>,
+}
+
+impl Orchestrator {
+    /// Recovers from a crash, then starts the actors (inside the running
+    /// actix System) with every node's queue rebuilt from the run table.
+    pub async fn start(db: DatabaseConnection, options: OrchestratorOptions) -> DomainResult<Self> {
+        recover(&db).await?;
+        let trace = Arc::new(TraceRecorder::new(options.trace_capacity));
+        let (stream, _) = broadcast::channel(4096);
+        let bus = EventBus::new(stream.clone()).start();
+        let scheduler = Scheduler::new(options.max_concurrent_runs, trace.clone()).start();
+        let annealer = Annealer::new().start();
+        let mut jigs = Jigs::new(options.scripts_dir.clone(), options.script_timeout);
+        jigs.register_builtin(
+            BUILTIN_OS_INSTALL,
+            Arc::new(OsInstallJig {
+                default_delay_ms: options.reboot_delay_ms,
+            }),
+        );
+        for (role, jig) in options.builtins {
+            jigs.register_builtin(&role, jig);
+        }
+        let last_seq = runs::max_queue_seq(&db).await?;
+        let rt = Arc::new(Runtime {
+            db,
+            bus: bus.clone(),
+            scheduler,
+            annealer: annealer.clone(),
+            nodes: DashMap::new(),
+            trace,
+            counters: Default::default(),
+            seq: QueueSeq::starting_after(last_seq),
+            jigs,
+        });
+        bus.do_send(Subscribe(DhcpDatabaseRole::new(rt.clone()).start().recipient()));
+        bus.do_send(Subscribe(DnsDatabaseRole::new(rt.clone()).start().recipient()));
+        bus.do_send(Subscribe(OsInstallRole::new(rt.clone()).start().recipient()));
+        start_node_actors(&rt).await?;
+        annealer.do_send(Attach(rt.clone()));
+        Ok(Self { rt, stream })
+    }
+
+    /// The database the orchestrator works on.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.rt.db
+    }
+
+    /// Runs `op` in one transaction and applies its effects after commit.
+    async fn run<T, F>(&self, op: F) -> DomainResult<T>
+    where
+        F: for<'c> FnOnce(
+            &'c DatabaseTransaction,
+        ) -> futures::future::BoxFuture<'c, DomainResult<(T, Effects)>>,
+    {
+        let txn = self.rt.db.begin().await.map_err(RepoError::from)?;
+        let (value, effects) = op(&txn).await?;
+        txn.commit().await.map_err(RepoError::from)?;
+        self.rt.apply("Api", effects).await;
+        Ok(value)
+    }
+
+    /// Applies effects produced by domain calls in a caller's transaction
+    /// (cluster files), after that transaction committed.
+    pub async fn apply(&self, effects: Effects) {
+        self.rt.apply("Api", effects).await;
+    }
+
+    /// Registers a node (discovery roles bound and committed for non-admin
+    /// nodes); returns it and its one-time token.
+    pub async fn create_node(&self, new: NewNode) -> DomainResult<(NodeView, String)> {
+        let (view, token) = self
+            .run(|txn| {
+                Box::pin(async move {
+                    let (view, token, effects) =
+                        crate::domain::nodes::create_node(txn, new).await?;
+                    Ok(((view, token), effects))
+                })
+            })
+            .await?;
+        self.rt.start_node_actor(view.node.id, &view.node.name, Vec::new());
+        Ok((view, token))
+    }
+
+    /// Changes alive, available, bootenv or target OS.
+    pub async fn update_node(&self, key: &Key, change: NodeChange) -> DomainResult<node::Model> {
+        let key = key.clone();
+        self.run(|txn| {
+            Box::pin(async move { crate::domain::nodes::update_node(txn, &key, &change).await })
+        })
+        .await
+    }
+
+    /// Deletes a node with its bindings and runs.
+    pub async fn delete_node(&self, key: &Key) -> DomainResult<node::Model> {
+        let key = key.clone();
+        let node = self
+            .run(|txn| {
+                Box::pin(async move {
+                    let node = nodes::delete(txn, &key).await?;
+                    Ok((node, Effects::default()))
+                })
+            })
+            .await?;
+        if let Some((_, addr)) = self.rt.nodes.remove(&node.id) {
+            drop(addr);
+        }
+        Ok(node)
+    }
+
+    /// Binds a role to a node in a deployment (proposed), with what it requires.
+    pub async fn bind(&self, req: BindRequest) -> DomainResult<noderole::Model> {
+        self.run(|txn| {
+            Box::pin(async move {
+                let nr = bind(txn, &req).await?;
+                Ok((nr, Effects::default()))
+            })
+        })
+        .await
+    }
+
+    pub async fn commit_deployment(&self, key: &Key) -> DomainResult<()> {
+        let key = key.clone();
+        self.run(|txn| {
+            Box::pin(async move { Ok(((), lifecycle::commit_deployment(txn, &key).await?)) })
+        })
+        .await
+    }
+
+    pub async fn propose_deployment(&self, key: &Key) -> DomainResult<()> {
+        let key = key.clone();
+        self.run(|txn| {
+            Box::pin(async move { Ok(((), lifecycle::propose_deployment(txn, &key).await?)) })
+        })
+        .await
+    }
+
+    pub async fn commit_noderole(&self, id: i64) -> DomainResult<()> {
+        self.run(|txn| Box::pin(async move { Ok(((), lifecycle::commit_noderole(txn, id).await?)) }))
+            .await
+    }
+
+    pub async fn propose_noderole(&self, id: i64, data: Option<serde_json::Value>) -> DomainResult<()> {
+        self.run(|txn| {
+            Box::pin(async move { Ok(((), lifecycle::propose_noderole(txn, id, data).await?)) })
+        })
+        .await
+    }
+
+    pub async fn retry_noderole(&self, id: i64) -> DomainResult<()> {
+        self.run(|txn| Box::pin(async move { Ok(((), lifecycle::retry_noderole(txn, id).await?)) }))
+            .await
+    }
+
+    /// Slots in use, capacity, and every waiting run with its position.
+    pub async fn scheduler_status(&self) -> DomainResult<SchedulerStatus> {
+        self.rt
+            .scheduler
+            .send(GetSchedulerStatus)
+            .await
+            .map_err(|e| DomainError::StateConflict(format!("scheduler unavailable: {e}")))
+    }
+
+    /// The annealer's own report.
+    pub async fn annealer_status(&self) -> DomainResult<AnnealerStatus> {
+        self.rt
+            .annealer
+            .send(GetAnnealerStatus)
+            .await
+            .map_err(|e| DomainError::StateConflict(format!("annealer unavailable: {e}")))
+    }
+
+    /// Asks the annealer to look for ready work.
+    pub fn wake_annealer(&self) {
+        self.rt.annealer.do_send(Wake);
+    }
+
+    /// Adds an actor that hears every fact.
+    pub fn subscribe(&self, recipient: Recipient<Fact>) {
+        self.rt.bus.do_send(Subscribe(recipient));
+    }
+
+    /// A stream of every fact from now on (for server-sent events).
+    pub fn stream(&self) -> broadcast::Receiver<Fact> {
+        self.stream.subscribe()
+    }
+
+    /// The trace recorder (tests snapshot it).
+    pub fn trace(&self) -> Arc<TraceRecorder> {
+        self.rt.trace.clone()
+    }
+
+    /// Run counters for `/metrics`.
+    pub fn counters(&self) -> RunCounts {
+        self.rt.counters.read()
+    }
+
+    /// How many node actors exist.
+    pub fn node_actor_count(&self) -> usize {
+        self.rt.nodes.len()
+    }
+}
+
+/// Crash recovery (see ARCHITECTURE.md): runs left `running` go back to
+/// `queued` (jigs are idempotent, so running one again does no harm), and a
+/// noderole left in transition without a queued run goes back to todo for
+/// the annealer.
+async fn recover(db: &DatabaseConnection) -> DomainResult<()> {
+    let txn = db.begin().await.map_err(RepoError::from)?;
+    let requeued = runs::requeue_interrupted(&txn).await?;
+    let orphans = crate::db::noderoles::transition_without_queued_run(&txn).await?;
+    let facts = crate::domain::transitions::move_to(
+        &txn,
+        &orphans,
+        crate::domain::NoderoleState::Todo,
+        false,
+    )
+    .await?;
+    txn.commit().await.map_err(RepoError::from)?;
+    if requeued > 0 || !facts.is_empty() {
+        tracing::warn!(
+            requeued,
+            orphans = facts.len(),
+            "recovered runs and noderoles interrupted by a stop"
+        );
+    }
+    Ok(())
+}
+
+/// One supervised actor per node, each with its queued runs.
+async fn start_node_actors(rt: &Arc<Runtime>) -> DomainResult<()> {
+    use std::collections::HashMap;
+    let queued = runs::all_queued(&rt.db).await?;
+    let tickets = rt.tickets_for(&queued).await;
+    let mut by_node: HashMap<i64, Vec<_>> = HashMap::new();
+    for (run, ticket) in queued.iter().zip(tickets) {
+        by_node.entry(run.node_id).or_default().push(ticket);
+    }
+    for (id, name) in nodes::all_names(&rt.db).await? {
+        let mut queue = by_node.remove(&id).unwrap_or_default();
+        // Priority first, queue order within each class.
+        queue.sort_by_key(|t| !t.priority);
+        rt.start_node_actor(id, &name, queue);
+    }
+    Ok(())
+}
