@@ -2,8 +2,8 @@
 //!
 //! See `ARCHITECTURE.md` for the map of this crate.
 
-pub mod api;
 pub mod actors;
+pub mod api;
 pub mod app;
 pub mod bench;
 pub mod db;
@@ -12,4 +12,3 @@ pub mod jigs;
 pub mod orchestrator;
 pub mod settings;
 pub mod telemetry;
-

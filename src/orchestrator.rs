@@ -91,9 +91,15 @@ impl Orchestrator {
             seq: QueueSeq::starting_after(last_seq),
             jigs,
         });
-        bus.do_send(Subscribe(DhcpDatabaseRole::new(rt.clone()).start().recipient()));
-        bus.do_send(Subscribe(DnsDatabaseRole::new(rt.clone()).start().recipient()));
-        bus.do_send(Subscribe(OsInstallRole::new(rt.clone()).start().recipient()));
+        bus.do_send(Subscribe(
+            DhcpDatabaseRole::new(rt.clone()).start().recipient(),
+        ));
+        bus.do_send(Subscribe(
+            DnsDatabaseRole::new(rt.clone()).start().recipient(),
+        ));
+        bus.do_send(Subscribe(
+            OsInstallRole::new(rt.clone()).start().recipient(),
+        ));
         start_node_actors(&rt).await?;
         annealer.do_send(Attach(rt.clone()));
         Ok(Self { rt, stream })
@@ -136,7 +142,8 @@ impl Orchestrator {
                 })
             })
             .await?;
-        self.rt.start_node_actor(view.node.id, &view.node.name, Vec::new());
+        self.rt
+            .start_node_actor(view.node.id, &view.node.name, Vec::new());
         Ok((view, token))
     }
 
@@ -194,11 +201,17 @@ impl Orchestrator {
     }
 
     pub async fn commit_noderole(&self, id: i64) -> DomainResult<()> {
-        self.run(|txn| Box::pin(async move { Ok(((), lifecycle::commit_noderole(txn, id).await?)) }))
-            .await
+        self.run(|txn| {
+            Box::pin(async move { Ok(((), lifecycle::commit_noderole(txn, id).await?)) })
+        })
+        .await
     }
 
-    pub async fn propose_noderole(&self, id: i64, data: Option<serde_json::Value>) -> DomainResult<()> {
+    pub async fn propose_noderole(
+        &self,
+        id: i64,
+        data: Option<serde_json::Value>,
+    ) -> DomainResult<()> {
         self.run(|txn| {
             Box::pin(async move { Ok(((), lifecycle::propose_noderole(txn, id, data).await?)) })
         })

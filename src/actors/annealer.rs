@@ -126,10 +126,6 @@ async fn one_pass(rt: &Arc<Runtime>) -> Result<(usize, bool), String> {
 
 impl Actor for Annealer {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<Attach> for Annealer {

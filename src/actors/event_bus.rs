@@ -33,12 +33,6 @@ impl EventBus {
 
 impl Actor for EventBus {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // Bursts of facts (an annealer pass over thousands of noderoles)
-        // must not be refused by a full mailbox.
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<Publish> for EventBus {

@@ -87,9 +87,13 @@ impl NodeActor {
         let Some(ticket) = self.queue.pop_front() else {
             return;
         };
-        self.rt
-            .trace
-            .record("NodeActor", "Scheduler", "AcquireSlot", &self.node, &*ticket.role);
+        self.rt.trace.record(
+            "NodeActor",
+            "Scheduler",
+            "AcquireSlot",
+            &self.node,
+            &*ticket.role,
+        );
         self.rt.scheduler.do_send(AcquireSlot {
             run_id: ticket.run_id,
             node_id: self.node_id,
@@ -107,7 +111,6 @@ impl Actor for NodeActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.pump(ctx);
     }
 }
@@ -165,8 +168,13 @@ impl Handler<SlotGranted> for NodeActor {
                 if let Err(e) = execute(&rt, &node, &ticket).await {
                     tracing::error!(error = %e, "run could not be recorded");
                 }
-                rt.trace
-                    .record("NodeActor", "Scheduler", "ReleaseSlot", &node, &*ticket.role);
+                rt.trace.record(
+                    "NodeActor",
+                    "Scheduler",
+                    "ReleaseSlot",
+                    &node,
+                    &*ticket.role,
+                );
                 rt.scheduler.do_send(ReleaseSlot {
                     run_id: ticket.run_id,
                     node: node.clone(),
@@ -188,17 +196,46 @@ impl Handler<RunDone> for NodeActor {
     }
 }
 
+/// Retries a database step that failed for a passing reason (a lost
+/// connection, a busy database): a run that executed must be recorded, or
+/// its noderole would stay in transition.
+async fn persistently<T, F, Fut>(what: &str, mut step: F) -> Result<T, DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DomainError>>,
+{
+    let mut delay = std::time::Duration::from_millis(20);
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(DomainError::Repo(crate::db::RepoError::Database(e))) if attempt < 30 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Starts, executes and records one run.
 async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
-    let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-    let Some(effects) = start_run(&txn, ticket.run_id).await? else {
-        txn.rollback().await.map_err(crate::db::RepoError::from)?;
+    let started = persistently("starting a run", || async {
+        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+        let effects = start_run(&txn, ticket.run_id).await?;
+        txn.commit().await.map_err(crate::db::RepoError::from)?;
+        Ok(effects)
+    })
+    .await?;
+    let Some(effects) = started else {
         return Ok(());
     };
-    txn.commit().await.map_err(crate::db::RepoError::from)?;
     rt.counters.started();
     rt.apply("NodeActor", effects).await;
-    rt.trace.record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
+    rt.trace
+        .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
     let result = match load_context(rt, ticket).await {
         Ok(ctx) => rt.jigs.run(ctx).await,
         Err(e) => JigResult {
@@ -208,9 +245,13 @@ async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), D
             wall: None,
         },
     };
-    let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-    let effects = finish_run(&txn, ticket.run_id, &result).await?;
-    txn.commit().await.map_err(crate::db::RepoError::from)?;
+    let effects = persistently("recording a run", || async {
+        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+        let effects = finish_run(&txn, ticket.run_id, &result).await?;
+        txn.commit().await.map_err(crate::db::RepoError::from)?;
+        Ok(effects)
+    })
+    .await?;
     rt.counters.finished(result.succeeded);
     rt.apply("NodeActor", effects).await;
     Ok(())

@@ -100,9 +100,9 @@ impl Runtime {
         }
         if !effects.runs.is_empty() {
             self.counters.queued(effects.runs.len());
-            let tickets = self.tickets_for(&effects.runs).await;
-            for (run, ticket) in effects.runs.iter().zip(tickets) {
-                self.enqueue(from, run.node_id, ticket).await;
+            let named = self.named_tickets(&effects.runs).await;
+            for (run, (ticket, node)) in effects.runs.iter().zip(named) {
+                self.enqueue(from, run.node_id, &node, ticket).await;
             }
         }
         if effects.wake_annealer {
@@ -117,22 +117,32 @@ impl Runtime {
         self.bus.do_send(Publish(fact));
     }
 
-    async fn enqueue(self: &Arc<Self>, from: &'static str, node_id: i64, ticket: Ticket) {
-        let Some(addr) = self.node_actor(node_id).await else {
-            tracing::error!(node_id, run = ticket.run_id, "run for a node that no longer exists");
-            return;
+    /// Hands a run to its node actor. No await before the send when the
+    /// actor exists, so the trace keeps the order the runs were queued in.
+    async fn enqueue(
+        self: &Arc<Self>,
+        from: &'static str,
+        node_id: i64,
+        node: &str,
+        ticket: Ticket,
+    ) {
+        let addr = match self.nodes.get(&node_id).map(|a| a.clone()) {
+            Some(addr) => addr,
+            None => match self.node_actor(node_id).await {
+                Some(addr) => addr,
+                None => {
+                    tracing::error!(
+                        node_id,
+                        run = ticket.run_id,
+                        "run for a node that no longer exists"
+                    );
+                    return;
+                }
+            },
         };
-        let node = self.node_name(node_id).await;
         self.trace
-            .record(from, "NodeActor", "EnqueueRun", &node, &*ticket.role);
+            .record(from, "NodeActor", "EnqueueRun", node, &*ticket.role);
         addr.do_send(EnqueueRun(ticket));
-    }
-
-    async fn node_name(&self, node_id: i64) -> String {
-        crate::db::nodes::get(&self.db, &crate::db::Key::Id(node_id))
-            .await
-            .map(|n| n.name)
-            .unwrap_or_default()
     }
 
     /// The node's actor, started (supervised) on first use.
@@ -165,11 +175,20 @@ impl Runtime {
 
     /// Tickets for runs, with role names looked up in one query.
     pub async fn tickets_for(&self, runs: &[run::Model]) -> Vec<Ticket> {
+        self.named_tickets(runs)
+            .await
+            .into_iter()
+            .map(|(ticket, _)| ticket)
+            .collect()
+    }
+
+    /// Tickets with their node's name, in one query.
+    async fn named_tickets(&self, runs: &[run::Model]) -> Vec<(Ticket, String)> {
         let ids: Vec<i64> = runs.iter().map(|r| r.noderole_id).collect();
-        let names: HashMap<i64, Arc<str>> = match noderoles::refs(&self.db, &ids).await {
+        let names: HashMap<i64, (Arc<str>, String)> = match noderoles::refs(&self.db, &ids).await {
             Ok(refs) => refs
                 .into_iter()
-                .map(|r| (r.id, Arc::from(r.role.as_str())))
+                .map(|r| (r.id, (Arc::from(r.role.as_str()), r.node)))
                 .collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot name runs' roles");
@@ -177,14 +196,18 @@ impl Runtime {
             }
         };
         runs.iter()
-            .map(|r| Ticket {
-                run_id: r.id,
-                noderole_id: r.noderole_id,
-                role: names
+            .map(|r| {
+                let (role, node) = names
                     .get(&r.noderole_id)
                     .cloned()
-                    .unwrap_or_else(|| Arc::from("?")),
-                priority: r.priority,
+                    .unwrap_or_else(|| (Arc::from("?"), String::new()));
+                let ticket = Ticket {
+                    run_id: r.id,
+                    noderole_id: r.noderole_id,
+                    role,
+                    priority: r.priority,
+                };
+                (ticket, node)
             })
             .collect()
     }

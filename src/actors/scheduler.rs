@@ -129,8 +129,13 @@ impl Scheduler {
             let req = waiter.request;
             self.total_wait += waiter.since.elapsed();
             self.granted += 1;
-            self.trace
-                .record("Scheduler", "NodeActor", "SlotGranted", &req.node, &*req.role);
+            self.trace.record(
+                "Scheduler",
+                "NodeActor",
+                "SlotGranted",
+                &req.node,
+                &*req.role,
+            );
             self.running.insert(
                 req.run_id,
                 Held {
@@ -141,19 +146,13 @@ impl Scheduler {
                     since: Instant::now(),
                 },
             );
-            req.reply.do_send(SlotGranted {
-                run_id: req.run_id,
-            });
+            req.reply.do_send(SlotGranted { run_id: req.run_id });
         }
     }
 }
 
 impl Actor for Scheduler {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<AcquireSlot> for Scheduler {

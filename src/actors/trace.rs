@@ -25,7 +25,10 @@ impl TraceEntry {
         if self.detail.is_empty() {
             format!("{} -> {} {}", self.from, self.to, self.message)
         } else {
-            format!("{} -> {} {}({})", self.from, self.to, self.message, self.detail)
+            format!(
+                "{} -> {} {}({})",
+                self.from, self.to, self.message, self.detail
+            )
         }
     }
 }
@@ -89,7 +92,9 @@ impl TraceRecorder {
     pub fn by_node(&self) -> std::collections::BTreeMap<String, Vec<String>> {
         let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for entry in self.entries() {
-            out.entry(entry.node.clone()).or_default().push(entry.line());
+            out.entry(entry.node.clone())
+                .or_default()
+                .push(entry.line());
         }
         out
     }

@@ -81,9 +81,14 @@ pub enum DatabaseError {
 /// Opens a pool to `url`; SQLite files are created on first use.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, DatabaseError> {
     let url = normalise_url(url)?;
+    let sqlite = url.starts_with("sqlite:");
+    // SQLite has one writer; a single connection serialises kiln's short
+    // transactions instead of failing them with "database is locked" when a
+    // deferred transaction tries to upgrade to a write.
+    let max_connections = if sqlite { 1 } else { max_connections.max(1) };
     let mut options = ConnectOptions::new(url.clone());
     options
-        .max_connections(max_connections.max(1))
+        .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(8))
         .sqlx_logging(false);

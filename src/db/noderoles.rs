@@ -235,7 +235,11 @@ pub async fn insert<C: ConnectionTrait>(
 
 /// Records that `child` waits on `parent`, counting it as unmet unless the
 /// parent is already active.
-pub async fn add_edge<C: ConnectionTrait>(db: &C, parent: &noderole::Model, child_id: i64) -> RepoResult<()> {
+pub async fn add_edge<C: ConnectionTrait>(
+    db: &C,
+    parent: &noderole::Model,
+    child_id: i64,
+) -> RepoResult<()> {
     noderole_edge::ActiveModel {
         parent_id: Set(parent.id),
         child_id: Set(child_id),

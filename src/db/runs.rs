@@ -21,7 +21,10 @@ pub struct NewRun {
 }
 
 /// Inserts queued runs; returns them with their ids, in order.
-pub async fn insert_queued<C: ConnectionTrait>(db: &C, new: &[NewRun]) -> RepoResult<Vec<run::Model>> {
+pub async fn insert_queued<C: ConnectionTrait>(
+    db: &C,
+    new: &[NewRun],
+) -> RepoResult<Vec<run::Model>> {
     let stamp = now();
     let mut out = Vec::with_capacity(new.len());
     for r in new {
@@ -64,7 +67,10 @@ pub async fn queued_of_noderole<C: ConnectionTrait>(
 }
 
 /// A node's queued runs in queue order (how a NodeActor rebuilds its FIFO).
-pub async fn queued_of_node<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<Vec<run::Model>> {
+pub async fn queued_of_node<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+) -> RepoResult<Vec<run::Model>> {
     Ok(run::Entity::find()
         .filter(run::Column::NodeId.eq(node_id))
         .filter(run::Column::State.eq(RunState::Queued.as_str()))

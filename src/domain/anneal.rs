@@ -6,8 +6,8 @@ use sea_orm::ConnectionTrait;
 
 use super::transitions::move_to;
 use super::{DomainResult, Effects, NoderoleState};
-use crate::db::runs::{self, NewRun};
 use crate::db::noderoles;
+use crate::db::runs::{self, NewRun};
 
 /// Hands out queue sequence numbers; the run table's order is the queue's.
 #[derive(Debug, Default)]

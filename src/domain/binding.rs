@@ -138,7 +138,15 @@ async fn resolve<C: ConnectionTrait>(
             return Ok(existing);
         }
     }
-    Box::pin(bind_resolved(db, &target, required, ancestry, None, depth + 1)).await
+    Box::pin(bind_resolved(
+        db,
+        &target,
+        required,
+        ancestry,
+        None,
+        depth + 1,
+    ))
+    .await
 }
 
 async fn on_node<C: ConnectionTrait>(

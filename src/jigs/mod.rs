@@ -75,7 +75,10 @@ impl Jigs {
             Some(JigKind::Script) => self.script.run(ctx),
             Some(JigKind::Builtin) => match self.builtins.get(&ctx.role.name) {
                 Some(jig) => jig.run(ctx),
-                None => failed(format!("kiln has no builtin jig for role {}", ctx.role.name)),
+                None => failed(format!(
+                    "kiln has no builtin jig for role {}",
+                    ctx.role.name
+                )),
             },
             None => failed(format!("unknown jig `{}`", ctx.role.jig)),
         }

@@ -56,7 +56,10 @@ impl Jig for ScriptJig {
 
 async fn run_all(ctx: JigContext, scripts: Vec<PathBuf>, timeout: Duration) -> JigResult {
     if scripts.is_empty() {
-        return fail(String::new(), format!("role {} has no scripts", ctx.role.name));
+        return fail(
+            String::new(),
+            format!("role {} has no scripts", ctx.role.name),
+        );
     }
     let workdir = match tempfile::tempdir() {
         Ok(dir) => dir,

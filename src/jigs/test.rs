@@ -10,7 +10,10 @@ use super::{JigContext, JigResult};
 
 pub fn run(ctx: JigContext) -> BoxFuture<'static, JigResult> {
     let settings = ctx.data.get("test").cloned().unwrap_or_default();
-    let fail = settings.get("fail").and_then(|v| v.as_bool()).unwrap_or(false);
+    let fail = settings
+        .get("fail")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     let delay = settings
         .get("delay_ms")
         .and_then(|v| v.as_u64())
@@ -22,7 +25,11 @@ pub fn run(ctx: JigContext) -> BoxFuture<'static, JigResult> {
         let runlog = format!(
             "test jig on {}: {} after {delay}ms\n",
             ctx.node.name,
-            if fail { "failing as asked" } else { "succeeding" }
+            if fail {
+                "failing as asked"
+            } else {
+                "succeeding"
+            }
         );
         JigResult {
             succeeded: !fail,

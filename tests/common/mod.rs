@@ -203,3 +203,4 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
         test_db,
     }
 }
+pub mod orchestration;

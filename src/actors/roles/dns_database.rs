@@ -33,13 +33,23 @@ impl Handler<Fact> for DnsDatabaseRole {
             return;
         };
         let rt = self.rt.clone();
-        rt.trace
-            .record("EventBus", "DnsDatabaseRole", "NodeCreated", &created.node, "");
+        rt.trace.record(
+            "EventBus",
+            "DnsDatabaseRole",
+            "NodeCreated",
+            &created.node,
+            "",
+        );
         ctx.wait(
             async move {
-                if let Err(e) =
-                    rerun_all(&rt, "DnsDatabaseRole", DNS_DATABASE_ROLE, "node-created", |_| {})
-                        .await
+                if let Err(e) = rerun_all(
+                    &rt,
+                    "DnsDatabaseRole",
+                    DNS_DATABASE_ROLE,
+                    "node-created",
+                    |_| {},
+                )
+                .await
                 {
                     tracing::error!(error = %e, "dns database hook failed");
                 }

@@ -40,13 +40,20 @@ impl Handler<Fact> for OsInstallRole {
         let Fact::NoderoleStateChanged(changed) = fact else {
             return;
         };
-        if changed.role != BUILTIN_OS_INSTALL || changed.to != NoderoleState::Active || !changed.hooks
+        if changed.role != BUILTIN_OS_INSTALL
+            || changed.to != NoderoleState::Active
+            || !changed.hooks
         {
             return;
         }
         let rt = self.rt.clone();
-        rt.trace
-            .record("EventBus", "OsInstallRole", "NoderoleStateChanged", &changed.node, "on_active");
+        rt.trace.record(
+            "EventBus",
+            "OsInstallRole",
+            "NoderoleStateChanged",
+            &changed.node,
+            "on_active",
+        );
         ctx.wait(
             async move {
                 if let Err(e) = on_active(&rt, &changed).await {
