@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::db::RepoError;
+use crate::domain::DomainError;
 
 /// Every failure a handler can return.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +98,20 @@ impl From<RepoError> for ApiError {
                 message: err.to_string(),
             },
             RepoError::Database(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(err: DomainError) -> Self {
+        match err {
+            DomainError::Repo(repo) => repo.into(),
+            DomainError::Cycle { .. } => ApiError::Conflict(err.to_string()),
+            DomainError::StateConflict(message) => ApiError::Conflict(message),
+            DomainError::Invalid { ref field, .. } => ApiError::Unprocessable {
+                field: Some(field.clone()),
+                message: err.to_string(),
+            },
         }
     }
 }

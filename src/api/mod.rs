@@ -1,16 +1,41 @@
-//! The HTTP surface: `/health` and the admin API under `/api/v2`.
+//! The HTTP surface: `/health`, `/metrics` and the admin API under `/api/v2`.
 //!
-//! Architecture invariant: handlers translate HTTP to calls on `db` and the
-//! actors and back; they hold no state of their own.
+//! Architecture invariant: handlers translate HTTP to calls on `db` (reads)
+//! and the orchestrator (changes) and back; they hold no state of their own,
+//! and every error becomes JSON in `error.rs`.
 
+mod auth;
+mod body;
+mod deployments;
 mod error;
 mod health;
+mod metrics;
+mod noderoles;
+mod nodes;
+mod roles;
+mod runs;
 
-use actix_web::web;
+use actix_web::{web, HttpResponse};
 
 pub use error::ApiError;
 
 /// Mounts every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::health);
+    cfg.app_data(web::QueryConfig::default().error_handler(|e, _| body::query_error(e).into()))
+        .app_data(web::JsonConfig::default().limit(1 << 20))
+        .service(health::health)
+        .service(metrics::metrics)
+        .service(
+            web::scope("/api/v2")
+                .configure(nodes::routes)
+                .configure(roles::routes)
+                .configure(deployments::routes)
+                .configure(noderoles::routes)
+                .configure(runs::routes)
+                .default_service(web::to(not_found)),
+        );
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such route".into()))
 }

@@ -1,0 +1,103 @@
+//! Reading JSON bodies and query strings with errors that name the field:
+//! unknown, missing, or of the wrong type, always a 4xx.
+
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+
+/// Parses a JSON body into `T`, naming the offending field on failure.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest {
+            message: "request body must be a JSON object".into(),
+            field: None,
+        });
+    }
+    serde_json::from_slice(body).map_err(|e| describe(&e, body))
+}
+
+fn describe(err: &serde_json::Error, body: &[u8]) -> ApiError {
+    let message = err.to_string();
+    let text = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    if err.is_syntax() || err.is_eof() {
+        return ApiError::BadRequest {
+            message: format!("malformed JSON: {text}"),
+            field: None,
+        };
+    }
+    let field = backticked(&text).or_else(|| key_before(body, err.line(), err.column()));
+    ApiError::Unprocessable {
+        message: text,
+        field,
+    }
+}
+
+/// `unknown field `x`` / `missing field `x``.
+fn backticked(text: &str) -> Option<String> {
+    if !(text.starts_with("unknown field") || text.starts_with("missing field")) {
+        return None;
+    }
+    let start = text.find('`')? + 1;
+    let end = start + text[start..].find('`')?;
+    Some(text[start..end].to_string())
+}
+
+/// For type errors: the last object key before the error position.
+fn key_before(body: &[u8], line: usize, column: usize) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let offset: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + column;
+    let before = &text[..offset.min(text.len())];
+    let colon = before.rfind(':')?;
+    let key_end = before[..colon].rfind('"')?;
+    let key_start = before[..key_end].rfind('"')? + 1;
+    Some(before[key_start..key_end].to_string())
+}
+
+/// Paging parameters shared by every list.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// The largest page a list returns.
+pub const MAX_LIMIT: u64 = 1000;
+const DEFAULT_LIMIT: u64 = 100;
+
+impl Page {
+    pub fn new(limit: Option<u64>, offset: Option<u64>) -> Result<Self, ApiError> {
+        let limit = limit.unwrap_or(DEFAULT_LIMIT);
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(ApiError::Unprocessable {
+                message: format!("limit must be between 1 and {MAX_LIMIT}"),
+                field: Some("limit".into()),
+            });
+        }
+        Ok(Self {
+            limit,
+            offset: offset.unwrap_or(0),
+        })
+    }
+}
+
+/// Query-string deserialization errors as 400s naming the parameter.
+pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
+    let text = err.to_string();
+    let field = backticked(
+        text.trim_start_matches("Query deserialize error: ")
+            .trim_start_matches("Query deserialize error:"),
+    );
+    ApiError::BadRequest {
+        message: text,
+        field,
+    }
+}

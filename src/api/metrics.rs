@@ -1,0 +1,88 @@
+//! `GET /metrics`: Prometheus text for runs, the queue, slots, and
+//! noderoles by state.
+
+use std::fmt::Write as _;
+
+use actix_web::{get, web, HttpResponse};
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::db::noderoles;
+
+#[get("/metrics")]
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let runs = state.orchestrator.counters();
+    let scheduler = state.orchestrator.scheduler_status().await?;
+    let annealer = state.orchestrator.annealer_status().await?;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    metric(
+        "kiln_runs_queued_total",
+        "counter",
+        "Runs queued.",
+        runs.queued_total.to_string(),
+    );
+    metric(
+        "kiln_runs_started_total",
+        "counter",
+        "Runs started.",
+        runs.started_total.to_string(),
+    );
+    metric(
+        "kiln_runs_succeeded_total",
+        "counter",
+        "Runs that succeeded.",
+        runs.succeeded_total.to_string(),
+    );
+    metric(
+        "kiln_runs_failed_total",
+        "counter",
+        "Runs that failed.",
+        runs.failed_total.to_string(),
+    );
+    metric(
+        "kiln_run_queue_depth",
+        "gauge",
+        "Runs queued, not started.",
+        runs.queue_depth.to_string(),
+    );
+    metric(
+        "kiln_slots_capacity",
+        "gauge",
+        "Global run slots.",
+        scheduler.capacity.to_string(),
+    );
+    metric(
+        "kiln_slots_in_use",
+        "gauge",
+        "Slots held by running runs.",
+        scheduler.in_use.to_string(),
+    );
+    metric(
+        "kiln_slot_waiting_runs",
+        "gauge",
+        "Runs waiting for a slot.",
+        scheduler.waiting.len().to_string(),
+    );
+    metric(
+        "kiln_annealer_passes_total",
+        "counter",
+        "Annealer passes.",
+        annealer.passes.to_string(),
+    );
+    let _ = writeln!(
+        out,
+        "# HELP kiln_noderoles Noderoles by state.\n# TYPE kiln_noderoles gauge"
+    );
+    for (s, n) in noderoles::count_by_state(&state.db).await? {
+        let _ = writeln!(out, "kiln_noderoles{{state=\"{s}\"}} {n}");
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out))
+}

@@ -1,0 +1,188 @@
+//! `/api/v2/noderoles`: bind roles to nodes, edit, commit, retry.
+
+use actix_web::{get, post, put, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Admin;
+use super::body::{self, Page};
+use super::ApiError;
+use crate::app::AppState;
+use crate::db::noderoles::{self, NoderoleFilter};
+use crate::db::{deployments, nodes, roles, Key};
+use crate::domain::binding::BindRequest;
+use crate::domain::NoderoleState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    node: Option<String>,
+    role: Option<String>,
+    deployment: Option<String>,
+    state: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Bind {
+    node: String,
+    role: String,
+    deployment: String,
+    data: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Edit {
+    data: serde_json::Value,
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::NotFound(format!("noderole `{raw}` not found")))
+}
+
+fn unknown(field: &str, what: &str, key: &str) -> ApiError {
+    ApiError::Unprocessable {
+        message: format!("{what} `{key}` not found"),
+        field: Some(field.into()),
+    }
+}
+
+#[get("/noderoles")]
+async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(query.limit, query.offset)?;
+    let mut filter = NoderoleFilter {
+        limit: page.limit,
+        offset: page.offset,
+        ..Default::default()
+    };
+    if let Some(n) = &query.node {
+        let node = nodes::get(&state.db, &Key::parse(n)).await;
+        filter.node_id = Some(node.map_err(|_| unknown("node", "node", n))?.id);
+    }
+    if let Some(r) = &query.role {
+        let role = roles::get(&state.db, &Key::parse(r)).await;
+        filter.role_id = Some(role.map_err(|_| unknown("role", "role", r))?.id);
+    }
+    if let Some(d) = &query.deployment {
+        let dep = deployments::get(&state.db, &Key::parse(d)).await;
+        filter.deployment_id = Some(dep.map_err(|_| unknown("deployment", "deployment", d))?.id);
+    }
+    if let Some(s) = &query.state {
+        filter.state = Some(
+            NoderoleState::parse(s).ok_or_else(|| ApiError::Unprocessable {
+                message: format!("`{s}` is not a noderole state"),
+                field: Some("state".into()),
+            })?,
+        );
+    }
+    Ok(HttpResponse::Ok().json(noderoles::list_refs(&state.db, &filter).await?))
+}
+
+async fn detail(state: &AppState, id: i64) -> Result<serde_json::Value, ApiError> {
+    let row = noderoles::get(&state.db, id).await?;
+    let names = noderoles::refs(&state.db, &[id]).await?;
+    let mut out = serde_json::to_value(&row).expect("noderole serialises");
+    if let Some(r) = names.first() {
+        out["node"] = json!(r.node);
+        out["role"] = json!(r.role);
+        out["deployment"] = json!(r.deployment);
+    }
+    out["parents"] = json!(noderoles::parents(&state.db, id).await?);
+    Ok(out)
+}
+
+#[post("/noderoles")]
+async fn bind(
+    _: Admin,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: Bind = body::parse(&raw)?;
+    let row = state
+        .orchestrator
+        .bind(BindRequest {
+            node: Key::parse(&req.node),
+            role: Key::parse(&req.role),
+            deployment: Key::parse(&req.deployment),
+            data: req.data,
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(detail(&state, row.id).await?))
+}
+
+#[get("/noderoles/{id}")]
+async fn show(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(detail(&state, parse_id(&path)?).await?))
+}
+
+/// New proposed data: the noderole goes back to proposed until committed.
+#[put("/noderoles/{id}")]
+async fn edit(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let req: Edit = body::parse(&raw)?;
+    state
+        .orchestrator
+        .propose_noderole(id, Some(req.data))
+        .await?;
+    Ok(HttpResponse::Ok().json(detail(&state, id).await?))
+}
+
+#[put("/noderoles/{id}/commit")]
+async fn commit(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    state.orchestrator.commit_noderole(id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, id).await?))
+}
+
+#[put("/noderoles/{id}/propose")]
+async fn propose(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    state.orchestrator.propose_noderole(id, None).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, id).await?))
+}
+
+#[put("/noderoles/{id}/retry")]
+async fn retry(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    state.orchestrator.retry_noderole(id).await?;
+    Ok(HttpResponse::Ok().json(detail(&state, id).await?))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(bind)
+        .service(show)
+        .service(edit)
+        .service(commit)
+        .service(propose)
+        .service(retry);
+}

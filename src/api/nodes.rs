@@ -1,0 +1,200 @@
+//! `/api/v2/nodes`: register, list, inspect, change and delete nodes.
+
+use actix_web::{delete, get, post, put, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Admin, Caller};
+use super::body::{self, Page};
+use super::ApiError;
+use crate::app::AppState;
+use crate::db::nodes::{self, NewInterface, NewNode, NodeChange, NodeFilter};
+use crate::db::{deployments, Key};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    alive: Option<bool>,
+    available: Option<bool>,
+    bootenv: Option<String>,
+    deployment: Option<String>,
+    name: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateNode {
+    name: String,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    alive: bool,
+    #[serde(default = "yes")]
+    available: bool,
+    #[serde(default = "sledgehammer")]
+    bootenv: String,
+    target_os: Option<String>,
+    deployment: Option<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    interfaces: Vec<CreateInterface>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn sledgehammer() -> String {
+    "sledgehammer".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateInterface {
+    mac: String,
+    ip: Option<String>,
+    hostname: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateNode {
+    alive: Option<bool>,
+    available: Option<bool>,
+    bootenv: Option<String>,
+    #[serde(default, with = "double_option")]
+    target_os: Option<Option<String>>,
+}
+
+/// Tells "absent" from "null" so `target_os: null` clears it.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D>(d: D) -> Result<Option<Option<String>>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        Ok(Some(Option::deserialize(d)?))
+    }
+}
+
+#[get("/nodes")]
+async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(query.limit, query.offset)?;
+    let deployment_id = match &query.deployment {
+        Some(d) => Some(deployments::get(&state.db, &Key::parse(d)).await?.id),
+        None => None,
+    };
+    let filter = NodeFilter {
+        alive: query.alive,
+        available: query.available,
+        bootenv: query.bootenv.clone(),
+        deployment_id,
+        name_contains: query.name.clone(),
+        limit: page.limit,
+        offset: page.offset,
+    };
+    Ok(HttpResponse::Ok().json(nodes::list(&state.db, &filter).await?))
+}
+
+#[post("/nodes")]
+async fn create(
+    _: Admin,
+    state: web::Data<AppState>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let req: CreateNode = body::parse(&raw)?;
+    let new = NewNode {
+        name: req.name,
+        admin: req.admin,
+        alive: req.alive,
+        available: req.available,
+        bootenv: req.bootenv,
+        target_os: req.target_os,
+        deployment: req.deployment,
+        description: req.description,
+        interfaces: req
+            .interfaces
+            .into_iter()
+            .map(|i| NewInterface {
+                mac: i.mac,
+                ip: i.ip,
+                hostname: i.hostname,
+            })
+            .collect(),
+    };
+    let (view, token) = state.orchestrator.create_node(new).await?;
+    let mut body = serde_json::to_value(&view).expect("node serialises");
+    body["token"] = json!(token);
+    Ok(HttpResponse::Created().json(body))
+}
+
+#[get("/nodes/{key}")]
+async fn show(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let view = nodes::get_view(&state.db, &Key::parse(&path)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// The admin may change any field; a node's own token only its `alive`
+/// and `bootenv` (the installer and booted-node callbacks).
+#[put("/nodes/{key}")]
+async fn update(
+    caller: Caller,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let key = Key::parse(&path);
+    let req: UpdateNode = body::parse(&raw)?;
+    if let Caller::Token(token) = &caller {
+        let node = nodes::get(&state.db, &key)
+            .await
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !nodes::token_matches(&node, token) {
+            return Err(ApiError::Unauthorized);
+        }
+        if req.available.is_some() || req.target_os.is_some() {
+            return Err(ApiError::Forbidden(
+                "a node token may only set the node's alive and bootenv".into(),
+            ));
+        }
+    }
+    let change = NodeChange {
+        alive: req.alive,
+        available: req.available,
+        bootenv: req.bootenv,
+        target_os: req.target_os,
+    };
+    state.orchestrator.update_node(&key, change).await?;
+    let view = nodes::get_view(&state.db, &key).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[delete("/nodes/{key}")]
+async fn remove(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.orchestrator.delete_node(&Key::parse(&path)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(create)
+        .service(show)
+        .service(update)
+        .service(remove);
+}

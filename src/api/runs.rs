@@ -1,0 +1,147 @@
+//! `/api/v2/runs`, `/api/v2/scheduler`, `/api/v2/anneal`: history, the live
+//! queue with positions, and whether the cluster has settled.
+
+use std::collections::HashMap;
+
+use actix_web::{get, web, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Admin;
+use super::body::Page;
+use super::ApiError;
+use crate::app::AppState;
+use crate::db::runs::{self, RunFilter};
+use crate::db::{noderoles, nodes, Key};
+use crate::domain::{NoderoleState, RunState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    node: Option<String>,
+    noderole: Option<i64>,
+    state: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+fn run_state(raw: &str) -> Result<RunState, ApiError> {
+    [
+        RunState::Queued,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::Cancelled,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == raw)
+    .ok_or_else(|| ApiError::Unprocessable {
+        message: format!("`{raw}` is not a run state"),
+        field: Some("state".into()),
+    })
+}
+
+/// Runs newest first; queued ones carry their place in the scheduler's line
+/// (`position`, null while they wait behind their node's current run).
+#[get("/runs")]
+async fn list(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = Page::new(query.limit, query.offset)?;
+    let node_id = match &query.node {
+        Some(n) => Some(nodes::get(&state.db, &Key::parse(n)).await?.id),
+        None => None,
+    };
+    let filter = RunFilter {
+        node_id,
+        noderole_id: query.noderole,
+        state: query.state.as_deref().map(run_state).transpose()?,
+        limit: page.limit,
+        offset: page.offset,
+    };
+    let rows = runs::list(&state.db, &filter).await?;
+    let status = state.orchestrator.scheduler_status().await?;
+    let positions: HashMap<i64, usize> = status
+        .waiting
+        .iter()
+        .map(|w| (w.run_id, w.position))
+        .collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r.noderole_id).collect();
+    let names: HashMap<i64, (String, String)> = noderoles::refs(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, (r.node, r.role)))
+        .collect();
+    let body: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(&r).expect("run serialises");
+            v["position"] = json!(positions.get(&r.id));
+            if let Some((node, role)) = names.get(&r.noderole_id) {
+                v["node"] = json!(node);
+                v["role"] = json!(role);
+            }
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[get("/runs/{id}")]
+async fn show(
+    _: Admin,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id: i64 = path
+        .parse()
+        .map_err(|_| ApiError::NotFound(format!("run `{path}` not found")))?;
+    let run = runs::get(&state.db, id).await?;
+    let nr = noderoles::get(&state.db, run.noderole_id).await?;
+    let mut v = serde_json::to_value(&run).expect("run serialises");
+    v["runlog"] = json!(nr.runlog);
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[get("/scheduler")]
+async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.orchestrator.scheduler_status().await?))
+}
+
+/// 202 while anything is todo or transition (work remains), 200 when
+/// settled; counts by state either way, so scripts can poll it.
+#[get("/anneal")]
+async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let counts = noderoles::count_by_state(&state.db).await?;
+    let mut by_state: serde_json::Map<String, serde_json::Value> = NoderoleState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), json!(0)))
+        .collect();
+    for (s, n) in &counts {
+        by_state.insert(s.clone(), json!(n));
+    }
+    let busy = counts
+        .iter()
+        .any(|(s, n)| (s == "todo" || s == "transition") && *n > 0);
+    let annealer = state.orchestrator.annealer_status().await?;
+    let body = json!({
+        "settled": !busy,
+        "counts": by_state,
+        "annealer": annealer,
+        "runs": state.orchestrator.counters(),
+    });
+    Ok(if busy {
+        HttpResponse::Accepted().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(list)
+        .service(show)
+        .service(scheduler)
+        .service(anneal);
+}

@@ -1,0 +1,401 @@
+//! The admin API through real HTTP on both databases: happy paths, bad
+//! input as 4xx naming the field, authentication, and the walk-through a
+//! newcomer does with curl.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::orchestration::{define_roles, role};
+use common::spawn_app;
+use kiln::db::roles::JigKind;
+use serde_json::{json, Value};
+
+async fn body(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let value = resp.json().await.unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn node_json(name: &str, mac: &str, ip: &str) -> Value {
+    json!({ "name": name, "alive": true, "interfaces": [{ "mac": mac, "ip": ip }] })
+}
+
+on_both_databases!(nodes_crud_and_field_errors, |backend| async move {
+    let app = spawn_app(backend).await;
+    let (status, created) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n1.lab.example",
+                "52:54:00:00:00:01",
+                "10.99.0.11",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["token"].as_str().unwrap().len() >= 32);
+    assert!(created.get("token_hash").is_none());
+    insta::assert_json_snapshot!("node_created", created, {
+        ".id" => "[id]", ".deployment_id" => "[id]", ".token" => "[token]",
+        ".created_at" => "[time]", ".updated_at" => "[time]",
+        ".interfaces[].id" => "[id]", ".interfaces[].node_id" => "[id]",
+    });
+
+    let (status, err) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n1.lab.example",
+                "52:54:00:00:00:02",
+                "10.99.0.12",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(err["error"]["code"], "conflict");
+
+    let cases = [
+        (
+            json!({"name": "x", "interfaces": [{"mac": "zz"}]}),
+            422,
+            "interfaces[0].mac",
+        ),
+        (
+            json!({"name": "x", "interfaces": [{"mac": "52:54:00:00:00:09", "ip": "300.1.1.1"}]}),
+            422,
+            "interfaces[0].ip",
+        ),
+        (json!({"name": "x", "colour": "red"}), 422, "colour"),
+        (json!({"alive": true}), 422, "name"),
+        (json!({"name": "x", "alive": "yes"}), 422, "alive"),
+        (json!({"name": "x", "bootenv": "plan9"}), 404, ""),
+    ];
+    for (input, code, field) in cases {
+        let (status, err) =
+            body(app.post("/api/v2/nodes").json(&input).send().await.unwrap()).await;
+        assert_eq!(status, code, "{input} -> {err}");
+        if !field.is_empty() {
+            assert_eq!(err["error"]["field"], field, "{input} -> {err}");
+        }
+    }
+    let (status, err) = body(
+        app.post("/api/v2/nodes")
+            .header("content-type", "application/json")
+            .body("{\"name\": ")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+
+    let (status, list) = body(app.get("/api/v2/nodes?limit=10").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (status, err) = body(app.get("/api/v2/nodes?limit=5000").send().await.unwrap()).await;
+    assert_eq!(
+        (status, err["error"]["field"].clone()),
+        (422, json!("limit"))
+    );
+    let (status, err) = body(app.get("/api/v2/nodes?alive=maybe").send().await.unwrap()).await;
+    assert_eq!(status, 400, "{err}");
+
+    let (status, one) = body(
+        app.get("/api/v2/nodes/n1.lab.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = one["id"].as_i64().unwrap();
+    let (status, _) = body(
+        app.get(&format!("/api/v2/nodes/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = body(
+        app.get("/api/v2/nodes/nope.lab.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = body(
+        app.delete("/api/v2/nodes/n1.lab.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = body(
+        app.get("/api/v2/nodes/n1.lab.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+});
+
+on_both_databases!(tokens_admin_and_node, |backend| async move {
+    let app = spawn_app(backend).await;
+    let resp = app
+        .client
+        .get(format!("{}/api/v2/nodes", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .client
+        .get(format!("{}/api/v2/nodes", app.address))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (_, created) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n1.lab.example",
+                "52:54:00:00:00:01",
+                "10.99.0.11",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = created["token"].as_str().unwrap().to_string();
+    let (_, _) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n2.lab.example",
+                "52:54:00:00:00:02",
+                "10.99.0.12",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let put = |node: &str, token: &str, payload: Value| {
+        app.client
+            .put(format!("{}/api/v2/nodes/{node}", app.address))
+            .bearer_auth(token)
+            .json(&payload)
+            .send()
+    };
+    // The installer's and booted node's callbacks.
+    let resp = put("n1.lab.example", &token, json!({"bootenv": "local"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = put("n1.lab.example", &token, json!({"alive": true}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Nothing else, and never another node.
+    let resp = put("n1.lab.example", &token, json!({"available": false}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = put("n2.lab.example", &token, json!({"alive": false}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .client
+        .get(format!("{}/api/v2/nodes", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (_, n1) = body(
+        app.get("/api/v2/nodes/n1.lab.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(n1["bootenv"], "local");
+    // /health and /metrics need no token.
+    let resp = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("kiln_slots_capacity 10"), "{text}");
+});
+
+on_both_databases!(deployment_walkthrough, |backend| async move {
+    let app = spawn_app(backend).await;
+    let mut work = role("burnin", JigKind::Test, &[]);
+    work.data = json!({"test": {"delay_ms": 100}});
+    define_roles(&app.db, &[work]).await;
+    for i in 1..=3 {
+        let resp = app
+            .post("/api/v2/nodes")
+            .json(&node_json(
+                &format!("n{i}.lab.example"),
+                &format!("52:54:00:00:00:0{i}"),
+                &format!("10.99.0.1{i}"),
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let (status, dep) = body(
+        app.post("/api/v2/deployments")
+            .json(&json!({"name": "burnin"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{dep}");
+    assert_eq!(dep["state"], "proposed");
+    let (status, err) = body(
+        app.post("/api/v2/deployments")
+            .json(&json!({"name": "x", "parent": "nope"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].clone()),
+        (422, json!("parent"))
+    );
+    for i in 1..=3 {
+        let (status, nr) = body(
+            app.post("/api/v2/noderoles")
+                .json(&json!({"node": format!("n{i}.lab.example"), "role": "burnin", "deployment": "burnin"}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 201, "{nr}");
+        assert_eq!(nr["state"], "proposed");
+        assert_eq!(nr["role"], "burnin");
+    }
+    let (status, err) = body(
+        app.post("/api/v2/noderoles")
+            .json(&json!({"node": "n1.lab.example", "role": "ghost", "deployment": "burnin"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["field"].clone()),
+        (422, json!("role"))
+    );
+    let (status, err) = body(
+        app.post("/api/v2/noderoles")
+            .json(&json!({"node": "n1.lab.example", "role": "burnin", "deployment": "burnin"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    let (status, _) = body(
+        app.put("/api/v2/deployments/burnin/commit")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = body(
+        app.put("/api/v2/deployments/nope/commit")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut saw_busy = false;
+    loop {
+        let (status, anneal) = body(app.get("/api/v2/anneal").send().await.unwrap()).await;
+        if status == 202 {
+            saw_busy = true;
+        } else {
+            assert_eq!(status, 200);
+            assert_eq!(anneal["counts"]["active"], 3, "{anneal}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never settled: {anneal}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(saw_busy, "anneal answered 202 while runs were in flight");
+    let (status, runs) = body(
+        app.get("/api/v2/runs?state=succeeded")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(runs.as_array().unwrap().len(), 3);
+    assert!(runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["role"] == "burnin"));
+    let (status, list) = body(
+        app.get("/api/v2/noderoles?deployment=burnin&state=active")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let id = list[0]["id"].as_i64().unwrap();
+    let (status, err) = body(
+        app.put(&format!("/api/v2/noderoles/{id}/retry"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].clone()),
+        (409, json!("conflict"))
+    );
+    let (status, _) = body(app.get("/api/v2/noderoles/999999").send().await.unwrap()).await;
+    assert_eq!(status, 404);
+    let (status, sched) = body(app.get("/api/v2/scheduler").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(sched["capacity"], 10);
+    let (status, roles) = body(app.get("/api/v2/roles").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(roles
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["name"] == "burnin"));
+    let (status, _) = body(app.get("/api/v2/nowhere").send().await.unwrap()).await;
+    assert_eq!(status, 404);
+});
