@@ -2,6 +2,7 @@
 //! [`Settings`] and startable in-process (tests bind port 0).
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
@@ -9,9 +10,11 @@ use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
 use crate::api;
+use crate::cluster::{self, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
+use crate::provisioner::export;
 use crate::settings::Settings;
 
 /// Shared state every request handler sees.
@@ -28,6 +31,8 @@ pub struct AppState {
 pub enum StartError {
     #[error(transparent)]
     Database(#[from] DatabaseError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error("starting the orchestrator: {0}")]
     Orchestrator(#[from] DomainError),
     #[error("http.bind `{0}` is not an address:port")]
@@ -48,9 +53,42 @@ pub struct Application {
 impl Application {
     /// Connects and migrates the database, then binds the HTTP listener.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_cluster(settings, None).await
+    }
+
+    /// Like [`Application::build`], applying kiln's built-in roles and then
+    /// `cluster` (a cluster definition file) before the actors start.
+    pub async fn build_with_cluster(
+        settings: Settings,
+        cluster: Option<&Path>,
+    ) -> Result<Self, StartError> {
         let db = db::connect(&settings.database.url, settings.database.max_connections).await?;
         db::migrate(&db).await?;
-        let options = OrchestratorOptions::from_settings(&settings);
+        let file = match cluster {
+            Some(path) => Some(cluster::load(path)?),
+            None if settings.cluster.builtin_roles => Some(cluster::ClusterFile::default()),
+            None => None,
+        };
+        if let Some(mut file) = file {
+            if settings.cluster.builtin_roles {
+                file = cluster::with_builtin_roles(file)?;
+            }
+            let (report, _) = cluster::apply(&db, &file, false).await?;
+            let path = cluster.map(|p| p.display().to_string()).unwrap_or_default();
+            tracing::info!(
+                file = %path,
+                created = report.created.len(),
+                changed = report.changed.len(),
+                unchanged = report.unchanged.len(),
+                "cluster file applied"
+            );
+        }
+        let mut options = OrchestratorOptions::from_settings(&settings);
+        options.builtins.extend(export::builtin_jigs(
+            &db,
+            &settings.provisioner.export_dir,
+            &api_url(&settings),
+        ));
         Self::build_with(settings, db, options).await
     }
 
@@ -117,5 +155,18 @@ impl Application {
     /// Serves until SIGINT/SIGTERM or the server is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// How nodes reach kiln: `provisioner.api_url`, else `http://` + `http.bind`.
+pub fn api_url(settings: &Settings) -> String {
+    if settings.provisioner.api_url.is_empty() {
+        format!("http://{}", settings.http.bind)
+    } else {
+        settings
+            .provisioner
+            .api_url
+            .trim_end_matches('/')
+            .to_string()
     }
 }

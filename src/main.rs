@@ -21,10 +21,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Migrate the database and serve the API (and, if enabled, DHCP/TFTP).
-    Serve,
+    /// Migrate the database and serve the admin API.
+    Serve {
+        /// Cluster definition file applied at start.
+        #[arg(long, value_name = "FILE")]
+        cluster: Option<PathBuf>,
+        /// Play a simulated machine for every non-admin node.
+        #[arg(long)]
+        simulate: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Make the database match a cluster definition file.
+    Apply {
+        file: PathBuf,
+        /// Print what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,22 +55,47 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     kiln::telemetry::init(&settings.log);
+    let system = actix_web::rt::System::new();
     match cli.command {
-        Command::Serve => actix_web::rt::System::new().block_on(serve(settings)),
-        Command::Migrate => actix_web::rt::System::new().block_on(migrate(settings)),
+        Command::Serve { cluster, simulate } => {
+            if simulate {
+                anyhow::bail!(
+                    "--simulate: simulated machines are not available in this version of kiln"
+                );
+            }
+            system.block_on(serve(settings, cluster))
+        }
+        Command::Migrate => system.block_on(migrate(settings)),
+        Command::Apply { file, dry_run } => system.block_on(apply(settings, file, dry_run)),
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
+async fn serve(settings: Settings, cluster: Option<PathBuf>) -> anyhow::Result<()> {
+    let app = Application::build_with_cluster(settings, cluster.as_deref()).await?;
     app.run_until_stopped().await.context("http server")?;
     tracing::info!("kiln stopped");
     Ok(())
 }
 
-async fn migrate(settings: Settings) -> anyhow::Result<()> {
+async fn connect(settings: &Settings) -> anyhow::Result<sea_orm::DatabaseConnection> {
     let db = kiln::db::connect(&settings.database.url, settings.database.max_connections).await?;
     kiln::db::migrate(&db).await?;
+    Ok(db)
+}
+
+async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    connect(&settings).await?;
     eprintln!("kiln: database is up to date");
+    Ok(())
+}
+
+async fn apply(settings: Settings, file: PathBuf, dry_run: bool) -> anyhow::Result<()> {
+    let db = connect(&settings).await?;
+    let mut parsed = kiln::cluster::load(&file)?;
+    if settings.cluster.builtin_roles {
+        parsed = kiln::cluster::with_builtin_roles(parsed)?;
+    }
+    let (report, _) = kiln::cluster::apply(&db, &parsed, dry_run).await?;
+    print!("{}", report.render());
     Ok(())
 }

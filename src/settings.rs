@@ -28,6 +28,14 @@ pub struct Settings {
     pub provisioner: ProvisionerSettings,
     pub sim: SimSettings,
     pub jigs: JigSettings,
+    pub cluster: ClusterSettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Apply kiln's built-in roles (`config/roles.toml`) at every start.
+    pub builtin_roles: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -7,6 +7,7 @@
 pub mod bootenvs;
 pub mod deployments;
 mod error;
+pub mod networks;
 pub mod noderoles;
 pub mod nodes;
 pub mod roles;

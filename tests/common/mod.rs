@@ -97,6 +97,13 @@ impl TestDb {
         }
     }
 
+    /// A directory for this test's exported files.
+    pub fn export_dir(&self) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("kiln-export-{}", unique_suffix()));
+        std::fs::create_dir_all(&dir).expect("export dir");
+        dir
+    }
+
     /// A migrated connection to this database.
     pub async fn connect(&self) -> DatabaseConnection {
         let db = kiln::db::connect(&self.url, 5).await.expect("connect");
@@ -137,6 +144,9 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings.database.max_connections = 5;
     settings.http.bind = "127.0.0.1:0".into();
     settings.auth.admin_token = TEST_TOKEN.into();
+    // Tests define the roles they need; built-ins are tested on their own.
+    settings.cluster.builtin_roles = false;
+    settings.provisioner.export_dir = db.export_dir();
     settings
 }
 

@@ -1,0 +1,390 @@
+//! Making the database match a cluster file, in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use sea_orm::{DatabaseConnection, TransactionTrait};
+
+use super::file::{to_json, ClusterFile, RoleDef};
+use super::ClusterError;
+use crate::db::bootenvs::{self, BootenvSpec};
+use crate::db::networks::{self, NetworkSpec};
+use crate::db::nodes::{self, NewInterface, NewNode, NodeChange};
+use crate::db::roles::{self, JigKind, RoleSpec};
+use crate::db::{deployments, noderoles, Key, RepoError};
+use crate::domain::binding::{bind, BindRequest};
+use crate::domain::{lifecycle, DomainError, Effects, NoderoleState};
+
+/// What applying did (or, in a dry run, would do).
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ApplyReport {
+    pub created: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub dry_run: bool,
+}
+
+impl ApplyReport {
+    fn record(&mut self, what: String, created: bool, changed: bool) {
+        if created {
+            self.created.push(what);
+        } else if changed {
+            self.changed.push(what);
+        } else {
+            self.unchanged.push(what);
+        }
+    }
+
+    /// One line per object, then totals.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for c in &self.created {
+            out.push_str(&format!("created   {c}\n"));
+        }
+        for c in &self.changed {
+            out.push_str(&format!("changed   {c}\n"));
+        }
+        for c in &self.unchanged {
+            out.push_str(&format!("unchanged {c}\n"));
+        }
+        out.push_str(&format!(
+            "{}{} created, {} changed, {} unchanged\n",
+            if self.dry_run { "dry run: " } else { "" },
+            self.created.len(),
+            self.changed.len(),
+            self.unchanged.len()
+        ));
+        out
+    }
+}
+
+struct Ctx<'a> {
+    file: String,
+    dir: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> ClusterError {
+        ClusterError::Invalid {
+            file: self.file.clone(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn domain(&self, field: impl Into<String>, err: DomainError) -> ClusterError {
+        match err {
+            DomainError::Repo(RepoError::Database(e)) => ClusterError::Database {
+                file: self.file.clone(),
+                reason: e.to_string(),
+            },
+            other => self.invalid(field, other.to_string()),
+        }
+    }
+
+    fn repo(&self, field: impl Into<String>, err: RepoError) -> ClusterError {
+        self.domain(field, DomainError::Repo(err))
+    }
+}
+
+/// Applies `file`; with `dry_run` everything is rolled back. Returns the
+/// report and the effects to hand to running actors (none in a dry run).
+pub async fn apply(
+    db: &DatabaseConnection,
+    file: &ClusterFile,
+    dry_run: bool,
+) -> Result<(ApplyReport, Effects), ClusterError> {
+    let ctx = Ctx {
+        file: file.path.display().to_string(),
+        dir: file.path.parent().unwrap_or(Path::new(".")),
+    };
+    let role_specs = file
+        .roles
+        .iter()
+        .map(|r| role_spec(&ctx, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    check_role_cycles(&ctx, &role_specs)?;
+    let txn = db
+        .begin()
+        .await
+        .map_err(|e| ctx.repo("database", e.into()))?;
+    let mut report = ApplyReport {
+        dry_run,
+        ..Default::default()
+    };
+    let mut effects = Effects::default();
+    for n in &file.networks {
+        let spec = NetworkSpec {
+            name: n.name.clone(),
+            subnet: n.subnet.clone(),
+            router: n.router.clone(),
+            dns: n.dns.clone(),
+            domain: n.domain.clone(),
+            pool: n.pool.clone().map(|[a, b]| (a, b)),
+            lease_secs: n.lease_secs,
+        };
+        let existed = networks::list(&txn)
+            .await
+            .map_err(|e| ctx.repo("network", e))?;
+        let created = !existed.iter().any(|x| x.name == n.name);
+        let changed = networks::upsert(&txn, &spec)
+            .await
+            .map_err(|e| ctx.repo(format!("network {}", n.name), e))?;
+        report.record(format!("network {}", n.name), created, changed);
+    }
+    for spec in &role_specs {
+        let created = roles::get(&txn, &Key::Name(spec.name.clone()))
+            .await
+            .is_err();
+        let (_, changed) = roles::upsert(&txn, spec)
+            .await
+            .map_err(|e| ctx.repo(format!("role {}", spec.name), e))?;
+        report.record(format!("role {}", spec.name), created, changed);
+    }
+    for b in &file.bootenvs {
+        let created = bootenvs::get(&txn, &b.name).await.is_err();
+        let spec = BootenvSpec {
+            name: b.name.clone(),
+            kind: b.kind.clone(),
+            kernel: b.kernel.clone(),
+            initrd: b.initrd.clone(),
+            append: b.append.clone(),
+            template: b.template.clone(),
+            description: b.description.clone(),
+        };
+        let (_, changed) = bootenvs::upsert(&txn, &spec)
+            .await
+            .map_err(|e| ctx.repo(format!("bootenv {}", b.name), e))?;
+        report.record(format!("bootenv {}", b.name), created, changed);
+    }
+    for n in &file.nodes {
+        let field = format!("node {}", n.name);
+        match nodes::get(&txn, &Key::Name(n.name.clone())).await {
+            Ok(existing) => {
+                let change = NodeChange {
+                    alive: n.alive.filter(|a| *a != existing.alive),
+                    available: n.available.filter(|a| *a != existing.available),
+                    bootenv: n.bootenv.clone().filter(|b| *b != existing.bootenv),
+                    target_os: n
+                        .target_os
+                        .clone()
+                        .filter(|t| Some(t) != existing.target_os.as_ref())
+                        .map(Some),
+                };
+                let changed = change.alive.is_some()
+                    || change.available.is_some()
+                    || change.bootenv.is_some()
+                    || change.target_os.is_some();
+                if changed {
+                    let (_, e) =
+                        crate::domain::nodes::update_node(&txn, &Key::Id(existing.id), &change)
+                            .await
+                            .map_err(|e| ctx.domain(&field, e))?;
+                    effects.merge(e);
+                }
+                report.record(field, false, changed);
+            }
+            Err(RepoError::NotFound { .. }) => {
+                let new = NewNode {
+                    name: n.name.clone(),
+                    admin: n.admin,
+                    alive: n.alive.unwrap_or(false),
+                    available: n.available.unwrap_or(true),
+                    bootenv: n.bootenv.clone().unwrap_or_else(|| "sledgehammer".into()),
+                    target_os: n.target_os.clone(),
+                    deployment: None,
+                    description: n.description.clone(),
+                    interfaces: n
+                        .interfaces
+                        .iter()
+                        .map(|i| NewInterface {
+                            mac: i.mac.clone(),
+                            ip: i.ip.clone(),
+                            hostname: i.hostname.clone(),
+                        })
+                        .collect(),
+                };
+                let (_, _, e) = crate::domain::nodes::create_node(&txn, new)
+                    .await
+                    .map_err(|e| ctx.domain(&field, e))?;
+                effects.merge(e);
+                report.record(field, true, false);
+            }
+            Err(e) => return Err(ctx.repo(field, e)),
+        }
+    }
+    for d in &file.deployments {
+        let field = format!("deployment {}", d.name);
+        let created = match deployments::get(&txn, &Key::Name(d.name.clone())).await {
+            Ok(_) => false,
+            Err(RepoError::NotFound { .. }) => {
+                deployments::create(&txn, &d.name, d.parent.as_deref(), &d.description)
+                    .await
+                    .map_err(|e| ctx.repo(&field, e))?;
+                true
+            }
+            Err(e) => return Err(ctx.repo(&field, e)),
+        };
+        let deployment = deployments::get(&txn, &Key::Name(d.name.clone()))
+            .await
+            .map_err(|e| ctx.repo(&field, e))?;
+        let mut changed = false;
+        for b in &d.bindings {
+            let role = roles::get(&txn, &Key::Name(b.role.clone()))
+                .await
+                .map_err(|_| {
+                    ctx.invalid(
+                        format!("{field} binding role"),
+                        format!("role `{}` not found", b.role),
+                    )
+                })?;
+            for node_name in &b.nodes {
+                let node = nodes::get(&txn, &Key::Name(node_name.clone()))
+                    .await
+                    .map_err(|_| {
+                        ctx.invalid(
+                            format!("{field} binding {} nodes", b.role),
+                            format!("node `{node_name}` not found"),
+                        )
+                    })?;
+                if noderoles::find(&txn, node.id, role.id, deployment.id)
+                    .await
+                    .map_err(|e| ctx.repo(&field, e))?
+                    .is_some()
+                {
+                    continue;
+                }
+                let data = b.data.as_ref().map(|_| to_json(&b.data));
+                bind(
+                    &txn,
+                    &BindRequest {
+                        node: Key::Id(node.id),
+                        role: Key::Id(role.id),
+                        deployment: Key::Id(deployment.id),
+                        data,
+                    },
+                )
+                .await
+                .map_err(|e| ctx.domain(format!("{field} binding {} on {node_name}", b.role), e))?;
+                changed = true;
+            }
+        }
+        if d.commit {
+            let proposed =
+                noderoles::of_deployment_in(&txn, deployment.id, &[NoderoleState::Proposed])
+                    .await
+                    .map_err(|e| ctx.repo(&field, e))?;
+            if !proposed.is_empty() || deployment.state == "proposed" {
+                let e = lifecycle::commit_deployment(&txn, &Key::Id(deployment.id))
+                    .await
+                    .map_err(|e| ctx.domain(&field, e))?;
+                effects.merge(e);
+                changed = true;
+            }
+        }
+        report.record(field, created, changed && !created);
+    }
+    if dry_run {
+        txn.rollback()
+            .await
+            .map_err(|e| ctx.repo("database", e.into()))?;
+        return Ok((report, Effects::default()));
+    }
+    txn.commit()
+        .await
+        .map_err(|e| ctx.repo("database", e.into()))?;
+    Ok((report, effects))
+}
+
+fn role_spec(ctx: &Ctx<'_>, r: &RoleDef) -> Result<RoleSpec, ClusterError> {
+    let field = format!("role {}", r.name);
+    let jig = JigKind::parse(&r.jig).ok_or_else(|| {
+        ctx.invalid(
+            format!("{field} jig"),
+            format!("`{}` is not noop, test, script or builtin", r.jig),
+        )
+    })?;
+    let known = [
+        "discovery",
+        "implicit",
+        "destructive",
+        "cluster",
+        "admin_only",
+        "priority",
+    ];
+    if let Some(bad) = r.flags.iter().find(|f| !known.contains(&f.as_str())) {
+        return Err(ctx.invalid(
+            format!("{field} flags"),
+            format!("unknown flag `{bad}` (known: {})", known.join(", ")),
+        ));
+    }
+    let flag = |name: &str| r.flags.iter().any(|f| f == name);
+    let scripts = r
+        .scripts
+        .iter()
+        .map(|s| {
+            let p = Path::new(s);
+            if p.is_absolute() {
+                s.clone()
+            } else {
+                ctx.dir.join(p).display().to_string()
+            }
+        })
+        .collect();
+    Ok(RoleSpec {
+        name: r.name.clone(),
+        jig,
+        requires: r.requires.clone(),
+        discovery: flag("discovery"),
+        implicit: flag("implicit"),
+        destructive: flag("destructive"),
+        cluster: flag("cluster"),
+        admin_only: flag("admin_only"),
+        priority: flag("priority"),
+        data: to_json(&r.data),
+        scripts,
+        description: r.description.clone(),
+    })
+}
+
+/// Role requirements must not form a cycle (within the file).
+fn check_role_cycles(ctx: &Ctx<'_>, specs: &[RoleSpec]) -> Result<(), ClusterError> {
+    let graph: HashMap<&str, &Vec<String>> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), &s.requires))
+        .collect();
+    fn visit<'a>(
+        name: &'a str,
+        graph: &HashMap<&'a str, &'a Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut HashSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(at) = path.iter().position(|p| *p == name) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(name);
+            return Some(cycle);
+        }
+        if done.contains(name) {
+            return None;
+        }
+        path.push(name);
+        for next in graph.get(name).map(|v| v.iter()).into_iter().flatten() {
+            if let Some(cycle) = visit(next.as_str(), graph, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(name);
+        None
+    }
+    let mut done = HashSet::new();
+    for spec in specs {
+        if let Some(cycle) = visit(&spec.name, &graph, &mut Vec::new(), &mut done) {
+            return Err(ctx.invalid(
+                format!("role {} requires", spec.name),
+                format!("requirements form a cycle: {}", cycle.join(" -> ")),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! The provisioner: what nodes network-boot, as files other DHCP and DNS
+//! servers can use. The builtin jigs of provisioner-dhcp-database and
+//! provisioner-dns-database live here.
+
+pub mod export;
