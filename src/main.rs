@@ -32,12 +32,39 @@ enum Command {
     },
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Benchmarks that print numbers against a baseline from the same run.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
     /// Make the database match a cluster definition file.
     Apply {
         file: PathBuf,
         /// Print what would change without writing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Annealing throughput against the database's commit bound.
+    Anneal {
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 10)]
+        roles: usize,
+        #[arg(long, default_value_t = 10)]
+        cap: usize,
+        /// Run on a scratch SQLite file instead of PostgreSQL.
+        #[arg(long)]
+        sqlite: bool,
+        /// PostgreSQL server (a database on it) where the scratch database is made.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        postgres: String,
+        /// Also write the numbers as JSON here.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
 }
 
@@ -67,6 +94,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => system.block_on(migrate(settings)),
         Command::Apply { file, dry_run } => system.block_on(apply(settings, file, dry_run)),
+        Command::Bench { bench } => system.block_on(run_bench(bench)),
     }
 }
 
@@ -96,6 +124,32 @@ async fn apply(settings: Settings, file: PathBuf, dry_run: bool) -> anyhow::Resu
         parsed = kiln::cluster::with_builtin_roles(parsed)?;
     }
     let (report, _) = kiln::cluster::apply(&db, &parsed, dry_run).await?;
+    print!("{}", report.render());
+    Ok(())
+}
+
+async fn run_bench(bench: Bench) -> anyhow::Result<()> {
+    let Bench::Anneal {
+        nodes,
+        roles,
+        cap,
+        sqlite,
+        postgres,
+        json,
+    } = bench;
+    let params = kiln::bench::anneal::AnnealParams {
+        nodes,
+        roles: roles.max(1),
+        cap,
+        backend: if sqlite {
+            kiln::db::Backend::Sqlite
+        } else {
+            kiln::db::Backend::Postgres
+        },
+        postgres_server: postgres,
+    };
+    let report = kiln::bench::anneal::run(&params).await?;
+    report.write_json(json.as_deref())?;
     print!("{}", report.render());
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! `RESULT <name> ratio=<x> target=<comparison>`, and can write its numbers
 //! as JSON to a file.
 
+pub mod anneal;
 pub mod commit_bound;
 pub mod scratch;
 

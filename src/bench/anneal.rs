@@ -1,0 +1,174 @@
+//! `kiln bench anneal`: N nodes × R roles in a chain, noop jig, the global
+//! cap, against the commit bound measured on the same database in the same
+//! run.
+
+use std::time::{Duration, Instant};
+
+use sea_orm::TransactionTrait;
+
+use super::{commit_bound, scratch::Scratch, BenchError, Report, Row};
+use crate::db::nodes::{NewInterface, NewNode};
+use crate::db::roles::{self, JigKind, RoleSpec};
+use crate::db::{deployments, noderoles, Backend, Key};
+use crate::domain::binding::{bind, BindRequest};
+use crate::orchestrator::{Orchestrator, OrchestratorOptions};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct AnnealParams {
+    pub nodes: usize,
+    pub roles: usize,
+    pub cap: usize,
+    pub backend: Backend,
+    pub postgres_server: String,
+}
+
+/// Completions per second of kiln and of the bare loop, on one database.
+pub async fn run(params: &AnnealParams) -> Result<Report, BenchError> {
+    let scratch = Scratch::create(params.backend, &params.postgres_server, 20).await?;
+    let result = measure(&scratch, params).await;
+    scratch.remove().await;
+    let (kiln_rate, kiln_time, bound_rate, bound_time) = result?;
+    let transitions = params.nodes * params.roles;
+    let ratio = kiln_rate / bound_rate;
+    Ok(Report {
+        name: "anneal".into(),
+        rows: vec![
+            Row::new("kiln")
+                .with("runs", transitions)
+                .with("seconds", format!("{:.2}", kiln_time.as_secs_f64()))
+                .with("runs/s", format!("{kiln_rate:.1}")),
+            Row::new("commit bound")
+                .with("runs", transitions)
+                .with("seconds", format!("{:.2}", bound_time.as_secs_f64()))
+                .with("runs/s", format!("{bound_rate:.1}")),
+        ],
+        ratio,
+        target: ">=0.5".into(),
+        notes: vec![format!(
+            "{} nodes x {} chained noop roles, cap {}, {:?}",
+            params.nodes, params.roles, params.cap, params.backend
+        )],
+    })
+}
+
+async fn measure(
+    scratch: &Scratch,
+    params: &AnnealParams,
+) -> Result<(f64, Duration, f64, Duration), BenchError> {
+    build_cluster(scratch, params).await?;
+    let options = OrchestratorOptions {
+        max_concurrent_runs: params.cap,
+        reboot_delay_ms: 0,
+        scripts_dir: ".".into(),
+        script_timeout: Duration::from_secs(60),
+        trace_capacity: 0,
+        builtins: Vec::new(),
+    };
+    let orchestrator = Orchestrator::start(scratch.db.clone(), options)
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let transitions = (params.nodes * params.roles) as i64;
+    let started = Instant::now();
+    orchestrator
+        .commit_deployment(&Key::Name("bench".into()))
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?;
+    loop {
+        let counts = noderoles::count_by_state(&scratch.db)
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?;
+        let active = counts
+            .iter()
+            .find(|(s, _)| s == "active")
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        if active >= transitions {
+            break;
+        }
+        if counts.iter().any(|(s, n)| s == "error" && *n > 0) {
+            return Err(BenchError::Setup(format!("runs failed: {counts:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let kiln_time = started.elapsed();
+    let kiln_rate = transitions as f64 / kiln_time.as_secs_f64();
+    let (bound_rate, bound_time) =
+        commit_bound::measure(&scratch.db, transitions as usize, params.cap).await?;
+    Ok((kiln_rate, kiln_time, bound_rate, bound_time))
+}
+
+/// Roles r0 <- r1 <- ... (implicit, so each node chains on itself), nodes,
+/// and a proposed deployment binding the last role on every node.
+async fn build_cluster(scratch: &Scratch, params: &AnnealParams) -> Result<(), BenchError> {
+    let db = &scratch.db;
+    let setup = |e: crate::domain::DomainError| BenchError::Setup(e.to_string());
+    let txn = db.begin().await?;
+    for i in 0..params.roles {
+        let requires = if i == 0 {
+            vec![]
+        } else {
+            vec![format!("r{}", i - 1)]
+        };
+        roles::upsert(
+            &txn,
+            &RoleSpec {
+                name: format!("r{i}"),
+                jig: JigKind::Noop,
+                requires,
+                discovery: false,
+                implicit: true,
+                destructive: false,
+                cluster: false,
+                admin_only: false,
+                priority: false,
+                data: serde_json::json!({}),
+                scripts: Vec::new(),
+                description: String::new(),
+            },
+        )
+        .await
+        .map_err(|e| setup(e.into()))?;
+    }
+    deployments::create(&txn, "bench", None, "")
+        .await
+        .map_err(|e| setup(e.into()))?;
+    for n in 0..params.nodes {
+        let name = format!("b{n}.bench.example");
+        crate::domain::nodes::create_node(
+            &txn,
+            NewNode {
+                name: name.clone(),
+                alive: true,
+                available: true,
+                bootenv: "local".into(),
+                interfaces: vec![NewInterface {
+                    mac: format!(
+                        "52:54:{:02x}:{:02x}:{:02x}:01",
+                        n >> 16 & 255,
+                        n >> 8 & 255,
+                        n & 255
+                    ),
+                    ip: None,
+                    hostname: None,
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(setup)?;
+        bind(
+            &txn,
+            &BindRequest {
+                node: Key::Name(name),
+                role: Key::Name(format!("r{}", params.roles - 1)),
+                deployment: Key::Name("bench".into()),
+                data: None,
+            },
+        )
+        .await
+        .map_err(setup)?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
