@@ -37,6 +37,61 @@ enum Command {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// List nodes.
+    Nodes(ApiArgs),
+    /// List deployments.
+    Deployments(ApiArgs),
+    /// List noderoles.
+    Noderoles {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        deployment: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// List runs, newest first, with queue positions.
+    Runs {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Create a deployment (under `system` unless --parent).
+    CreateDeployment {
+        #[command(flatten)]
+        api: ApiArgs,
+        name: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Bind a role to nodes in a deployment (proposed until committed).
+    Bind {
+        #[command(flatten)]
+        api: ApiArgs,
+        deployment: String,
+        role: String,
+        #[arg(required = true)]
+        nodes: Vec<String>,
+    },
+    /// Commit a deployment.
+    Commit {
+        #[command(flatten)]
+        api: ApiArgs,
+        deployment: String,
+    },
+    /// Retry a noderole in error.
+    Retry {
+        #[command(flatten)]
+        api: ApiArgs,
+        noderole: i64,
+    },
     /// Make the database match a cluster definition file.
     Apply {
         file: PathBuf,
@@ -44,6 +99,18 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// Where the API is and how to authenticate.
+#[derive(clap::Args)]
+struct ApiArgs {
+    #[arg(long, env = "KILN_URL", default_value = "http://127.0.0.1:3000")]
+    url: String,
+    #[arg(long, env = "KILN_TOKEN")]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => system.block_on(migrate(settings)),
         Command::Apply { file, dry_run } => system.block_on(apply(settings, file, dry_run)),
         Command::Bench { bench } => system.block_on(run_bench(bench)),
+        other => system.block_on(api_command(other)),
     }
 }
 
@@ -152,4 +220,110 @@ async fn run_bench(bench: Bench) -> anyhow::Result<()> {
     report.write_json(json.as_deref())?;
     print!("{}", report.render());
     Ok(())
+}
+
+/// The commands that call a running kiln's API.
+async fn api_command(command: Command) -> anyhow::Result<()> {
+    use kiln::cli::{query, render, ApiClient};
+    use reqwest::Method;
+    use serde_json::json;
+    let (api, kind, method, path, body) = match command {
+        Command::Nodes(api) => (
+            api,
+            "nodes",
+            Method::GET,
+            "/nodes?limit=1000".to_string(),
+            None,
+        ),
+        Command::Deployments(api) => (api, "deployments", Method::GET, "/deployments".into(), None),
+        Command::Noderoles {
+            api,
+            node,
+            role,
+            deployment,
+            state,
+        } => {
+            let q = query(&[
+                ("node", &node),
+                ("role", &role),
+                ("deployment", &deployment),
+                ("state", &state),
+                ("limit", &Some("1000".into())),
+            ]);
+            (
+                api,
+                "noderoles",
+                Method::GET,
+                format!("/noderoles{q}"),
+                None,
+            )
+        }
+        Command::Runs { api, node, state } => {
+            let q = query(&[("node", &node), ("state", &state)]);
+            (api, "runs", Method::GET, format!("/runs{q}"), None)
+        }
+        Command::CreateDeployment { api, name, parent } => (
+            api,
+            "deployments",
+            Method::POST,
+            "/deployments".into(),
+            Some(json!({ "name": name, "parent": parent })),
+        ),
+        Command::Bind {
+            api,
+            deployment,
+            role,
+            nodes,
+        } => {
+            let client = ApiClient::new(&api.url, api.token.clone());
+            let mut bound = Vec::new();
+            for node in nodes {
+                let body = json!({ "node": node, "role": role, "deployment": deployment });
+                bound.push(client.call(Method::POST, "/noderoles", Some(body)).await?);
+            }
+            let value = serde_json::Value::Array(bound);
+            print_value(&api, "noderoles", &value, &render);
+            return Ok(());
+        }
+        Command::Commit { api, deployment } => (
+            api,
+            "deployments",
+            Method::PUT,
+            format!("/deployments/{deployment}/commit"),
+            None,
+        ),
+        Command::Retry { api, noderole } => (
+            api,
+            "noderoles",
+            Method::PUT,
+            format!("/noderoles/{noderole}/retry"),
+            None,
+        ),
+        Command::Serve { .. }
+        | Command::Migrate
+        | Command::Apply { .. }
+        | Command::Bench { .. } => {
+            unreachable!("handled before")
+        }
+    };
+    let client = ApiClient::new(&api.url, api.token.clone());
+    let value = client.call(method, &path, body).await?;
+    print_value(&api, kind, &value, &render);
+    Ok(())
+}
+
+fn print_value(
+    api: &ApiArgs,
+    kind: &str,
+    value: &serde_json::Value,
+    render: &dyn Fn(&str, &serde_json::Value) -> String,
+) {
+    if api.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(kind, value));
+    }
 }

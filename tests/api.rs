@@ -373,6 +373,22 @@ on_both_databases!(deployment_walkthrough, |backend| async move {
     assert_eq!(status, 200);
     assert_eq!(list.as_array().unwrap().len(), 3);
     let id = list[0]["id"].as_i64().unwrap();
+    let (_, detail) = body(
+        app.get(&format!("/api/v2/noderoles/{id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    insta::assert_json_snapshot!("noderole_detail", detail, {
+        ".id" => "[id]", ".node_id" => "[id]", ".role_id" => "[id]", ".deployment_id" => "[id]",
+        ".node" => "[node]", ".wall.test.ran_on" => "[node]", ".runlog" => "[runlog]",
+        ".parents" => "[ids]", ".created_at" => "[time]", ".updated_at" => "[time]",
+    });
+    let (_, deployment) = body(app.get("/api/v2/deployments/burnin").send().await.unwrap()).await;
+    insta::assert_json_snapshot!("deployment", deployment, {
+        ".id" => "[id]", ".parent_id" => "[id]", ".created_at" => "[time]", ".updated_at" => "[time]",
+    });
     let (status, err) = body(
         app.put(&format!("/api/v2/noderoles/{id}/retry"))
             .send()
@@ -398,4 +414,103 @@ on_both_databases!(deployment_walkthrough, |backend| async move {
         .any(|r| r["name"] == "burnin"));
     let (status, _) = body(app.get("/api/v2/nowhere").send().await.unwrap()).await;
     assert_eq!(status, 404);
+});
+
+on_both_databases!(openapi_covers_every_route, |backend| async move {
+    let app = spawn_app(backend).await;
+    let (status, spec) = body(app.get("/api/v2/openapi.json").send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    let expected = [
+        ("get", "/api/v2/nodes"),
+        ("post", "/api/v2/nodes"),
+        ("get", "/api/v2/nodes/{key}"),
+        ("put", "/api/v2/nodes/{key}"),
+        ("delete", "/api/v2/nodes/{key}"),
+        ("get", "/api/v2/roles"),
+        ("get", "/api/v2/roles/{key}"),
+        ("get", "/api/v2/bootenvs"),
+        ("get", "/api/v2/deployments"),
+        ("post", "/api/v2/deployments"),
+        ("get", "/api/v2/deployments/{key}"),
+        ("put", "/api/v2/deployments/{key}/commit"),
+        ("put", "/api/v2/deployments/{key}/propose"),
+        ("get", "/api/v2/noderoles"),
+        ("post", "/api/v2/noderoles"),
+        ("get", "/api/v2/noderoles/{id}"),
+        ("put", "/api/v2/noderoles/{id}"),
+        ("put", "/api/v2/noderoles/{id}/commit"),
+        ("put", "/api/v2/noderoles/{id}/propose"),
+        ("put", "/api/v2/noderoles/{id}/retry"),
+        ("get", "/api/v2/runs"),
+        ("get", "/api/v2/runs/{id}"),
+        ("get", "/api/v2/scheduler"),
+        ("get", "/api/v2/anneal"),
+        ("get", "/api/v2/events"),
+    ];
+    let paths = spec["paths"].as_object().expect("paths");
+    for (method, path) in expected {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing from the spec"
+        );
+    }
+    assert_eq!(
+        paths
+            .values()
+            .map(|p| p.as_object().unwrap().len())
+            .sum::<usize>(),
+        expected.len()
+    );
+    assert!(
+        spec["components"]["schemas"]["CreateNode"].is_object(),
+        "{}",
+        spec["components"]
+    );
+});
+
+on_both_databases!(events_stream_facts, |backend| async move {
+    use futures::StreamExt;
+    let app = spawn_app(backend).await;
+    let resp = app
+        .client
+        .get(format!(
+            "{}/api/v2/events?token={}",
+            app.address,
+            common::TEST_TOKEN
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut stream = resp.bytes_stream();
+    let _hello = stream.next().await.unwrap().unwrap();
+    app.post("/api/v2/nodes")
+        .json(&node_json(
+            "n1.lab.example",
+            "52:54:00:00:00:01",
+            "10.99.0.11",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("event: NodeCreated") {
+        assert!(Instant::now() < deadline, "no NodeCreated event: {seen}");
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("event in time")
+            .unwrap()
+            .unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("\"node\":\"n1.lab.example\""), "{seen}");
+    let resp = app
+        .client
+        .get(format!("{}/api/v2/events", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
 });

@@ -9,7 +9,7 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::db::{deployments, Key};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateDeployment {
     name: String,
@@ -18,11 +18,24 @@ struct CreateDeployment {
     description: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/deployments",
+    tag = "deployments",
+    responses((status = 200, description = "Every deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/deployments")]
 async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(deployments::list(&state.db).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/deployments",
+    tag = "deployments",
+    request_body = CreateDeployment,
+    responses((status = 201, description = "The new, proposed deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[post("/deployments")]
 async fn create(
     _: Admin,
@@ -40,6 +53,13 @@ async fn create(
     Ok(HttpResponse::Created().json(row))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/deployments/{key}",
+    tag = "deployments",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 200, description = "The deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/deployments/{key}")]
 async fn show(
     _: Admin,
@@ -49,6 +69,13 @@ async fn show(
     Ok(HttpResponse::Ok().json(deployments::get(&state.db, &Key::parse(&path)).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/deployments/{key}/commit",
+    tag = "deployments",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 200, description = "Committed: its proposed noderoles go to todo"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/deployments/{key}/commit")]
 async fn commit(
     _: Admin,
@@ -60,6 +87,13 @@ async fn commit(
     Ok(HttpResponse::Ok().json(deployments::get(&state.db, &key).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/deployments/{key}/propose",
+    tag = "deployments",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 200, description = "Re-proposed: nothing more runs until committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/deployments/{key}/propose")]
 async fn propose(
     _: Admin,

@@ -8,10 +8,12 @@ mod auth;
 mod body;
 mod deployments;
 mod error;
+mod events;
 mod health;
 mod metrics;
 mod noderoles;
 mod nodes;
+mod openapi;
 mod roles;
 mod runs;
 
@@ -32,6 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(deployments::routes)
                 .configure(noderoles::routes)
                 .configure(runs::routes)
+                .service(events::events)
+                .service(openapi::openapi_json)
                 .default_service(web::to(not_found)),
         );
 }

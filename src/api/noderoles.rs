@@ -13,7 +13,8 @@ use crate::db::{deployments, nodes, roles, Key};
 use crate::domain::binding::BindRequest;
 use crate::domain::NoderoleState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     node: Option<String>,
@@ -24,7 +25,7 @@ struct ListQuery {
     offset: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Bind {
     node: String,
@@ -33,7 +34,7 @@ struct Bind {
     data: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Edit {
     data: serde_json::Value,
@@ -51,6 +52,13 @@ fn unknown(field: &str, what: &str, key: &str) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/noderoles",
+    tag = "noderoles",
+    params(ListQuery),
+    responses((status = 200, description = "A page of noderoles with node, role and deployment names"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/noderoles")]
 async fn list(
     _: Admin,
@@ -99,6 +107,13 @@ async fn detail(state: &AppState, id: i64) -> Result<serde_json::Value, ApiError
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/noderoles",
+    tag = "noderoles",
+    request_body = Bind,
+    responses((status = 201, description = "The proposed noderole (requirements bound too)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[post("/noderoles")]
 async fn bind(
     _: Admin,
@@ -118,6 +133,13 @@ async fn bind(
     Ok(HttpResponse::Created().json(detail(&state, row.id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/noderoles/{id}",
+    tag = "noderoles",
+    params(("id" = i64, Path, description = "numeric id")),
+    responses((status = 200, description = "The noderole with its data, wall and runlog"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/noderoles/{id}")]
 async fn show(
     _: Admin,
@@ -128,6 +150,14 @@ async fn show(
 }
 
 /// New proposed data: the noderole goes back to proposed until committed.
+#[utoipa::path(
+    put,
+    path = "/api/v2/noderoles/{id}",
+    tag = "noderoles",
+    params(("id" = i64, Path, description = "numeric id")),
+    request_body = Edit,
+    responses((status = 200, description = "New proposed data; proposed until committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/noderoles/{id}")]
 async fn edit(
     _: Admin,
@@ -144,6 +174,13 @@ async fn edit(
     Ok(HttpResponse::Ok().json(detail(&state, id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/noderoles/{id}/commit",
+    tag = "noderoles",
+    params(("id" = i64, Path, description = "numeric id")),
+    responses((status = 200, description = "Committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/noderoles/{id}/commit")]
 async fn commit(
     _: Admin,
@@ -155,6 +192,13 @@ async fn commit(
     Ok(HttpResponse::Ok().json(detail(&state, id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/noderoles/{id}/propose",
+    tag = "noderoles",
+    params(("id" = i64, Path, description = "numeric id")),
+    responses((status = 200, description = "Proposed again"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/noderoles/{id}/propose")]
 async fn propose(
     _: Admin,
@@ -166,6 +210,13 @@ async fn propose(
     Ok(HttpResponse::Ok().json(detail(&state, id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v2/noderoles/{id}/retry",
+    tag = "noderoles",
+    params(("id" = i64, Path, description = "numeric id")),
+    responses((status = 200, description = "Back to todo (409 unless in error)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/noderoles/{id}/retry")]
 async fn retry(
     _: Admin,

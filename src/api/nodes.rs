@@ -11,7 +11,8 @@ use crate::app::AppState;
 use crate::db::nodes::{self, NewInterface, NewNode, NodeChange, NodeFilter};
 use crate::db::{deployments, Key};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     alive: Option<bool>,
@@ -23,7 +24,7 @@ struct ListQuery {
     offset: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateNode {
     name: String,
@@ -51,7 +52,7 @@ fn sledgehammer() -> String {
     "sledgehammer".into()
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateInterface {
     mac: String,
@@ -59,7 +60,7 @@ struct CreateInterface {
     hostname: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateNode {
     alive: Option<bool>,
@@ -81,6 +82,13 @@ mod double_option {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/nodes",
+    tag = "nodes",
+    params(ListQuery),
+    responses((status = 200, description = "A page of nodes with their interfaces"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/nodes")]
 async fn list(
     _: Admin,
@@ -104,6 +112,13 @@ async fn list(
     Ok(HttpResponse::Ok().json(nodes::list(&state.db, &filter).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v2/nodes",
+    tag = "nodes",
+    request_body = CreateNode,
+    responses((status = 201, description = "The node and its one-time token"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[post("/nodes")]
 async fn create(
     _: Admin,
@@ -136,6 +151,13 @@ async fn create(
     Ok(HttpResponse::Created().json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/nodes/{key}",
+    tag = "nodes",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 200, description = "The node"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/nodes/{key}")]
 async fn show(
     _: Admin,
@@ -148,6 +170,14 @@ async fn show(
 
 /// The admin may change any field; a node's own token only its `alive`
 /// and `bootenv` (the installer and booted-node callbacks).
+#[utoipa::path(
+    put,
+    path = "/api/v2/nodes/{key}",
+    tag = "nodes",
+    params(("key" = String, Path, description = "id or name")),
+    request_body = UpdateNode,
+    responses((status = 200, description = "The changed node (admin, or the node's own token for alive/bootenv)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[put("/nodes/{key}")]
 async fn update(
     caller: Caller,
@@ -181,6 +211,13 @@ async fn update(
     Ok(HttpResponse::Ok().json(view))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v2/nodes/{key}",
+    tag = "nodes",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 204, description = "Deleted with its bindings and runs"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[delete("/nodes/{key}")]
 async fn remove(
     _: Admin,

@@ -7,11 +7,24 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::db::{bootenvs, roles, Key};
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/roles",
+    tag = "roles",
+    responses((status = 200, description = "Every role with its requirements"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/roles")]
 async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(roles::list(&state.db).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/roles/{key}",
+    tag = "roles",
+    params(("key" = String, Path, description = "id or name")),
+    responses((status = 200, description = "The role"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/roles/{key}")]
 async fn show(
     _: Admin,
@@ -23,6 +36,12 @@ async fn show(
     Ok(HttpResponse::Ok().json(roles::RoleView { role, requires }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/bootenvs",
+    tag = "roles",
+    responses((status = 200, description = "Every bootenv"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/bootenvs")]
 async fn list_bootenvs(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(bootenvs::list(&state.db).await?))

@@ -15,7 +15,8 @@ use crate::db::runs::{self, RunFilter};
 use crate::db::{noderoles, nodes, Key};
 use crate::domain::{NoderoleState, RunState};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     node: Option<String>,
@@ -43,6 +44,13 @@ fn run_state(raw: &str) -> Result<RunState, ApiError> {
 
 /// Runs newest first; queued ones carry their place in the scheduler's line
 /// (`position`, null while they wait behind their node's current run).
+#[utoipa::path(
+    get,
+    path = "/api/v2/runs",
+    tag = "runs",
+    params(ListQuery),
+    responses((status = 200, description = "Runs newest first, queued ones with their position"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/runs")]
 async fn list(
     _: Admin,
@@ -89,6 +97,13 @@ async fn list(
     Ok(HttpResponse::Ok().json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/runs/{id}",
+    tag = "runs",
+    params(("id" = i64, Path, description = "numeric id")),
+    responses((status = 200, description = "The run and its noderole's runlog"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/runs/{id}")]
 async fn show(
     _: Admin,
@@ -105,6 +120,12 @@ async fn show(
     Ok(HttpResponse::Ok().json(v))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v2/scheduler",
+    tag = "runs",
+    responses((status = 200, description = "Slots in use, capacity and waiting runs"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/scheduler")]
 async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(state.orchestrator.scheduler_status().await?))
@@ -112,6 +133,12 @@ async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
 
 /// 202 while anything is todo or transition (work remains), 200 when
 /// settled; counts by state either way, so scripts can poll it.
+#[utoipa::path(
+    get,
+    path = "/api/v2/anneal",
+    tag = "runs",
+    responses((status = 200, description = "Settled (202 while anything is todo or transition), with counts by state"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+)]
 #[get("/anneal")]
 async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = noderoles::count_by_state(&state.db).await?;
