@@ -6,6 +6,7 @@
 
 mod auth;
 mod body;
+mod boot;
 mod deployments;
 mod error;
 mod events;
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::JsonConfig::default().limit(1 << 20))
         .service(health::health)
         .service(metrics::metrics)
+        .configure(boot::routes)
         .service(
             web::scope("/api/v2")
                 .configure(nodes::routes)

@@ -332,3 +332,14 @@ pub async fn all_names<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(i64, Strin
         .all(db)
         .await?)
 }
+
+/// Issues a node a fresh token (stored as a hash) and returns it.
+pub async fn rotate_token<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<String> {
+    let token = new_token();
+    node::Entity::update_many()
+        .col_expr(node::Column::TokenHash, Some(hash_token(&token)).into())
+        .filter(node::Column::Id.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(token)
+}

@@ -2,4 +2,6 @@
 //! servers can use. The builtin jigs of provisioner-dhcp-database and
 //! provisioner-dns-database live here.
 
+pub mod boot;
 pub mod export;
+pub mod template;

@@ -1,0 +1,118 @@
+//! `/boot/...`: what machines fetch while they network-boot, without an
+//! admin token: their iPXE script, their installer's answer file, and
+//! kernels and initrds (streamed, with HEAD and Range).
+//!
+//! Rendering a known node's script issues it a fresh node token (only its
+//! hash is stored), which the installer and the booted node use to call
+//! back; the previous token stops working.
+
+use actix_web::{get, route, web, HttpRequest, HttpResponse};
+
+use super::ApiError;
+use crate::app::AppState;
+use crate::db::{bootenvs, nodes, Key};
+use crate::provisioner::boot::{ipxe_script, variables, BootUrls};
+use crate::provisioner::template::render;
+
+fn urls(state: &AppState) -> BootUrls {
+    let api_url = crate::app::api_url(&state.settings);
+    let files_url = if state.settings.provisioner.files_url.is_empty() {
+        format!("{api_url}/boot/files")
+    } else {
+        state
+            .settings
+            .provisioner
+            .files_url
+            .trim_end_matches('/')
+            .to_string()
+    };
+    BootUrls { api_url, files_url }
+}
+
+fn plain(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .insert_header(("cache-control", "no-store"))
+        .body(body)
+}
+
+fn render_error(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unprocessable {
+        message: format!("bootenv template: {e}"),
+        field: Some("append".into()),
+    }
+}
+
+#[get("/boot/{mac}.ipxe")]
+async fn script(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mac = nodes::normalise_mac(&path).map_err(|reason| ApiError::BadRequest {
+        message: reason,
+        field: Some("mac".into()),
+    })?;
+    let urls = urls(&state);
+    let Some(node) = nodes::find_by_mac(&state.db, &mac).await? else {
+        let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
+        let vars = variables(&urls, None, None, &mac, None);
+        return Ok(plain(ipxe_script(&discovery, &vars).map_err(render_error)?));
+    };
+    let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
+    let token = if bootenv.kind == "local" {
+        None
+    } else {
+        Some(nodes::rotate_token(&state.db, node.id).await?)
+    };
+    let view = nodes::get_view(&state.db, &Key::Id(node.id)).await?;
+    let ip = view
+        .interfaces
+        .iter()
+        .find(|i| i.mac == mac)
+        .and_then(|i| i.ip.clone());
+    let vars = variables(&urls, Some(&node), token.as_deref(), &mac, ip.as_deref());
+    Ok(plain(ipxe_script(&bootenv, &vars).map_err(render_error)?))
+}
+
+#[get("/boot/answers/{mac}")]
+async fn answer(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let mac = nodes::normalise_mac(&path).map_err(|reason| ApiError::BadRequest {
+        message: reason,
+        field: Some("mac".into()),
+    })?;
+    let node = nodes::find_by_mac(&state.db, &mac)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no node has MAC {mac}")))?;
+    let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
+    let token = nodes::rotate_token(&state.db, node.id).await?;
+    let vars = variables(&urls(&state), Some(&node), Some(&token), &mac, None);
+    Ok(plain(
+        render(&bootenv.template, &vars).map_err(render_error)?,
+    ))
+}
+
+/// Kernels and initrds from `provisioner.files_dir`; actix-files answers
+/// HEAD and Range and refuses paths that leave the directory.
+#[route("/boot/files/{tail:.*}", method = "GET", method = "HEAD")]
+async fn files(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tail = path.into_inner();
+    if tail.split('/').any(|part| part == ".." || part.is_empty()) {
+        return Err(ApiError::NotFound(format!("no file {tail}")));
+    }
+    let full = state.settings.provisioner.files_dir.join(&tail);
+    let file = actix_files::NamedFile::open_async(&full)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("no file {tail}")))?;
+    Ok(file.into_response(&req))
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(script).service(answer).service(files);
+}

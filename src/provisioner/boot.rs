@@ -1,0 +1,65 @@
+//! What a node network-boots: the iPXE script for its bootenv, and the
+//! answer file its installer fetches. Machines kiln does not know get the
+//! discovery script.
+
+use std::collections::BTreeMap;
+
+use entity::{bootenv, node};
+
+use super::template::{render, TemplateError};
+
+/// Where nodes reach kiln.
+#[derive(Debug, Clone)]
+pub struct BootUrls {
+    /// Base of the admin API, e.g. `http://10.99.0.1:3000`.
+    pub api_url: String,
+    /// Base under which `provisioner.files_dir` is served.
+    pub files_url: String,
+}
+
+/// The variables every template may use.
+pub fn variables(
+    urls: &BootUrls,
+    node: Option<&node::Model>,
+    token: Option<&str>,
+    mac: &str,
+    ip: Option<&str>,
+) -> BTreeMap<&'static str, String> {
+    BTreeMap::from([
+        (
+            "node_name",
+            node.map(|n| n.name.clone()).unwrap_or_default(),
+        ),
+        ("node_token", token.unwrap_or_default().to_string()),
+        ("mac", mac.to_string()),
+        ("ip", ip.unwrap_or_default().to_string()),
+        ("api_url", urls.api_url.clone()),
+        ("files_url", urls.files_url.clone()),
+        ("answer_url", format!("{}/boot/answers/{mac}", urls.api_url)),
+        (
+            "mode",
+            match node {
+                None => "discovery".to_string(),
+                Some(n) if n.bootenv == "sledgehammer" => "discovery".to_string(),
+                Some(_) => "install".to_string(),
+            },
+        ),
+    ])
+}
+
+/// The iPXE script: `exit` (next boot device) for a local bootenv, else
+/// kernel and initrd with the bootenv's rendered arguments.
+pub fn ipxe_script(
+    bootenv: &bootenv::Model,
+    vars: &BTreeMap<&'static str, String>,
+) -> Result<String, TemplateError> {
+    if bootenv.kind == "local" {
+        return Ok("#!ipxe\necho kiln: booting from local disk\nexit\n".to_string());
+    }
+    let files = &vars["files_url"];
+    let append = render(&bootenv.append, vars)?;
+    Ok(format!(
+        "#!ipxe\necho kiln: {} boots {}\nkernel {files}/{} {append}\ninitrd {files}/{}\nboot\n",
+        vars["node_name"], bootenv.name, bootenv.kernel, bootenv.initrd
+    ))
+}
