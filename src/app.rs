@@ -14,7 +14,8 @@ use crate::cluster::{self, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
-use crate::provisioner::export;
+use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
+use crate::provisioner::{discovery, export};
 use crate::settings::Settings;
 
 /// Shared state every request handler sees.
@@ -33,6 +34,8 @@ pub enum StartError {
     Database(#[from] DatabaseError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("dhcp: {0}")]
+    Dhcp(String),
     #[error("starting the orchestrator: {0}")]
     Orchestrator(#[from] DomainError),
     #[error("http.bind `{0}` is not an address:port")]
@@ -48,6 +51,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    dhcp: Option<DhcpHandle>,
 }
 
 impl Application {
@@ -83,13 +87,19 @@ impl Application {
                 "cluster file applied"
             );
         }
+        let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
         options.builtins.extend(export::builtin_jigs(
             &db,
             &settings.provisioner.export_dir,
             &api_url(&settings),
+            settings.dhcp.enabled.then(|| table.clone()),
         ));
-        Self::build_with(settings, db, options).await
+        let mut app = Self::build_with(settings, db, options).await?;
+        if app.state.settings.dhcp.enabled {
+            app.dhcp = Some(start_dhcp(&app.state, table).await?);
+        }
+        Ok(app)
     }
 
     /// Builds on an already migrated connection with explicit orchestrator
@@ -139,7 +149,13 @@ impl Application {
             port,
             server,
             state,
+            dhcp: None,
         })
+    }
+
+    /// kiln's DHCP server, when `dhcp.enabled`.
+    pub fn dhcp(&self) -> Option<&DhcpHandle> {
+        self.dhcp.as_ref()
     }
 
     /// The port the HTTP server is bound to.
@@ -169,4 +185,39 @@ pub fn api_url(settings: &Settings) -> String {
             .trim_end_matches('/')
             .to_string()
     }
+}
+
+/// Loads the DHCP table and starts kiln's DHCP server on `dhcp.address`:`dhcp.port`.
+async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandle, StartError> {
+    let settings = &state.settings;
+    table
+        .load(&state.db)
+        .await
+        .map_err(|e| StartError::Dhcp(e.to_string()))?;
+    let address: std::net::Ipv4Addr = settings.dhcp.address.parse().map_err(|_| {
+        StartError::Dhcp(format!(
+            "dhcp.address `{}` is not an IPv4 address",
+            settings.dhcp.address
+        ))
+    })?;
+    let server_ip = if address.is_unspecified() {
+        table
+            .default_pool_network()
+            .and_then(|n| n.router)
+            .unwrap_or(std::net::Ipv4Addr::LOCALHOST)
+    } else {
+        address
+    };
+    let ctx = BootContext {
+        server_ip,
+        api_url: api_url(settings),
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let bind = std::net::SocketAddr::new(address.into(), settings.dhcp.port);
+    let handle = dhcp_server::start(bind, table.clone(), ctx, tx)
+        .await
+        .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
+    discovery::spawn(state.orchestrator.clone(), table, rx);
+    tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");
+    Ok(handle)
 }

@@ -143,6 +143,8 @@ pub struct DhcpDatabaseJig {
     pub db: DatabaseConnection,
     pub export_dir: PathBuf,
     pub boot_url: String,
+    /// kiln's own DHCP server's table, reloaded so answers follow bootenvs.
+    pub table: Option<Arc<super::dhcp::DhcpTable>>,
 }
 
 /// provisioner-dns-database: rewrites each network's forward zone.
@@ -180,8 +182,12 @@ impl Jig for DhcpDatabaseJig {
         let db = self.db.clone();
         let dir = self.export_dir.clone();
         let boot_url = self.boot_url.clone();
+        let table = self.table.clone();
         Box::pin(async move {
             let result = async {
+                if let Some(table) = &table {
+                    table.load(&db).await.map_err(|e| e.to_string())?;
+                }
                 let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
                 let mut written = Vec::new();
                 for (file, content) in [
@@ -253,6 +259,7 @@ pub fn builtin_jigs(
     db: &DatabaseConnection,
     export_dir: &Path,
     boot_url: &str,
+    table: Option<Arc<super::dhcp::DhcpTable>>,
 ) -> Vec<(String, Arc<dyn Jig>)> {
     vec![
         (
@@ -261,6 +268,7 @@ pub fn builtin_jigs(
                 db: db.clone(),
                 export_dir: export_dir.to_path_buf(),
                 boot_url: boot_url.to_string(),
+                table,
             }) as Arc<dyn Jig>,
         ),
         (

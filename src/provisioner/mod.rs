@@ -3,5 +3,7 @@
 //! provisioner-dns-database live here.
 
 pub mod boot;
+pub mod dhcp;
+pub mod discovery;
 pub mod export;
 pub mod template;

@@ -1,0 +1,254 @@
+//! What to answer one DHCP request: pure, so every message type and client
+//! kind is tested without sockets.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+
+use super::table::{DhcpTable, Network};
+
+/// What the server knows about itself for answers.
+#[derive(Debug, Clone)]
+pub struct BootContext {
+    /// Server identifier and next-server (TFTP) address.
+    pub server_ip: Ipv4Addr,
+    /// Base URL of kiln's HTTP API, e.g. `http://10.99.0.1:3000`.
+    pub api_url: String,
+}
+
+/// The reply (if any) and what the server must record.
+#[derive(Debug, Clone, Default)]
+pub struct Answer {
+    pub reply: Option<Message>,
+    /// An unknown machine was given an address: register it.
+    pub new_machine: Option<(String, Ipv4Addr)>,
+}
+
+/// How long an OFFERed pool address is held before a REQUEST.
+const OFFER_HOLD: Duration = Duration::from_secs(60);
+
+fn mac_of(req: &Message) -> Option<String> {
+    let chaddr = req.chaddr();
+    (chaddr.len() >= 6).then(|| {
+        chaddr[..6]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    })
+}
+
+fn requested_ip(req: &Message) -> Option<Ipv4Addr> {
+    match req.opts().get(OptionCode::RequestedIpAddress) {
+        Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+        _ => None,
+    }
+    .or_else(|| (!req.ciaddr().is_unspecified()).then(|| req.ciaddr()))
+}
+
+fn user_class_is_ipxe(req: &Message) -> bool {
+    matches!(req.opts().get(OptionCode::UserClass), Some(DhcpOption::UserClass(bytes)) if bytes.windows(4).any(|w| w == b"iPXE"))
+}
+
+fn vendor_class(req: &Message) -> Option<String> {
+    match req.opts().get(OptionCode::ClassIdentifier) {
+        Some(DhcpOption::ClassIdentifier(bytes)) => {
+            Some(String::from_utf8_lossy(bytes).into_owned())
+        }
+        _ => None,
+    }
+}
+
+fn architecture(req: &Message) -> Option<u16> {
+    match req.opts().get(OptionCode::ClientSystemArchitecture) {
+        Some(DhcpOption::ClientSystemArchitecture(a)) => Some(a.0),
+        _ => None,
+    }
+}
+
+/// The boot file for this client: kiln's script for iPXE, a URL for UEFI
+/// HTTP boot, the EFI or BIOS iPXE binary for PXE firmware.
+fn boot_file(req: &Message, mac: &str, ctx: &BootContext) -> (String, bool) {
+    let http_client = vendor_class(req).is_some_and(|v| v.starts_with("HTTPClient"));
+    if user_class_is_ipxe(req) {
+        (format!("{}/boot/{mac}.ipxe", ctx.api_url), false)
+    } else if http_client {
+        (format!("{}/boot/files/ipxe.efi", ctx.api_url), true)
+    } else {
+        match architecture(req) {
+            Some(7) | Some(9) => ("ipxe.efi".into(), false),
+            _ => ("undionly.kpxe".into(), false),
+        }
+    }
+}
+
+fn base_reply(req: &Message, kind: MessageType, ctx: &BootContext) -> Message {
+    let mut reply = Message::default();
+    reply
+        .set_opcode(Opcode::BootReply)
+        .set_htype(req.htype())
+        .set_xid(req.xid())
+        .set_flags(req.flags())
+        .set_giaddr(req.giaddr())
+        .set_chaddr(req.chaddr());
+    let opts = reply.opts_mut();
+    opts.insert(DhcpOption::MessageType(kind));
+    opts.insert(DhcpOption::ServerIdentifier(ctx.server_ip));
+    reply
+}
+
+fn add_network_options(reply: &mut Message, net: &Network, hostname: Option<&str>, lease: bool) {
+    let opts = reply.opts_mut();
+    opts.insert(DhcpOption::SubnetMask(net.mask()));
+    if let Some(router) = net.router {
+        opts.insert(DhcpOption::Router(vec![router]));
+    }
+    if !net.dns.is_empty() {
+        opts.insert(DhcpOption::DomainNameServer(net.dns.clone()));
+    }
+    if !net.domain.is_empty() {
+        opts.insert(DhcpOption::DomainName(net.domain.clone()));
+    }
+    if let Some(name) = hostname {
+        opts.insert(DhcpOption::Hostname(name.to_string()));
+    }
+    if lease {
+        opts.insert(DhcpOption::AddressLeaseTime(net.lease_secs));
+    }
+}
+
+/// Answers one request. Unknown message types, replies, and requests for
+/// networks kiln does not serve get no answer.
+pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
+    if req.opcode() != Opcode::BootRequest {
+        return Answer::default();
+    }
+    let (Some(mac), Some(kind)) = (mac_of(req), req.opts().msg_type()) else {
+        return Answer::default();
+    };
+    let host = table.host(&mac);
+    // Where the client is: its fixed address's network, else the relay's.
+    let (ip, net) = match &host {
+        Some(h) => match table.network_for(h.ip) {
+            Some(net) => (Some(h.ip), net),
+            None => return Answer::default(),
+        },
+        None => {
+            let net = if req.giaddr().is_unspecified() {
+                table.default_pool_network()
+            } else {
+                table.network_for(req.giaddr())
+            };
+            let Some(net) = net else {
+                return Answer::default();
+            };
+            (None, net)
+        }
+    };
+    match kind {
+        MessageType::Discover => {
+            let Some(ip) = ip.or_else(|| table.pool_address(&mac, &net, OFFER_HOLD)) else {
+                return Answer::default();
+            };
+            let reply = lease_reply(req, MessageType::Offer, ip, &net, host.as_ref(), &mac, ctx);
+            Answer {
+                reply: Some(reply),
+                new_machine: None,
+            }
+        }
+        MessageType::Request => {
+            // A client that chose another server's offer is not ours to answer.
+            let for_other_server = matches!(
+                req.opts().get(OptionCode::ServerIdentifier),
+                Some(DhcpOption::ServerIdentifier(id)) if *id != ctx.server_ip
+            );
+            if for_other_server {
+                if host.is_none() {
+                    table.release(&mac);
+                }
+                return Answer::default();
+            }
+            match (ip.or_else(|| table.leased(&mac)), requested_ip(req)) {
+                (Some(ours), Some(theirs)) if ours == theirs => {
+                    let new_machine = host.is_none().then(|| {
+                        let lease = Duration::from_secs(u64::from(net.lease_secs));
+                        table.pool_address(&mac, &net, lease);
+                        (mac.clone(), ours)
+                    });
+                    let reply =
+                        lease_reply(req, MessageType::Ack, ours, &net, host.as_ref(), &mac, ctx);
+                    Answer {
+                        reply: Some(reply),
+                        new_machine,
+                    }
+                }
+                // Not the address we hold for it (a moved machine, an
+                // expired offer): tell it to start over.
+                _ => Answer {
+                    reply: Some(base_reply(req, MessageType::Nak, ctx)),
+                    new_machine: None,
+                },
+            }
+        }
+        MessageType::Inform => {
+            let mut reply = base_reply(req, MessageType::Ack, ctx);
+            reply.set_ciaddr(req.ciaddr());
+            add_network_options(
+                &mut reply,
+                &net,
+                host.as_ref().map(|h| short_name(&h.node)),
+                false,
+            );
+            Answer {
+                reply: Some(reply),
+                new_machine: None,
+            }
+        }
+        MessageType::Release => {
+            if host.is_none() {
+                table.release(&mac);
+            }
+            Answer::default()
+        }
+        MessageType::Decline => {
+            if let (None, Some(declined)) = (&host, requested_ip(req)) {
+                table.decline(&mac, declined);
+            }
+            Answer::default()
+        }
+        _ => Answer::default(),
+    }
+}
+
+fn short_name(fqdn: &str) -> &str {
+    fqdn.split('.').next().unwrap_or(fqdn)
+}
+
+fn lease_reply(
+    req: &Message,
+    kind: MessageType,
+    ip: Ipv4Addr,
+    net: &Network,
+    host: Option<&super::table::Host>,
+    mac: &str,
+    ctx: &BootContext,
+) -> Message {
+    let mut reply = base_reply(req, kind, ctx);
+    reply.set_yiaddr(ip).set_siaddr(ctx.server_ip);
+    add_network_options(&mut reply, net, host.map(|h| short_name(&h.node)), true);
+    // A node that boots from disk gets no boot file: its firmware moves on.
+    if !host.is_some_and(|h| h.local_boot) {
+        let (file, http) = boot_file(req, mac, ctx);
+        reply.set_fname_str(&file);
+        reply
+            .opts_mut()
+            .insert(DhcpOption::BootfileName(file.into_bytes()));
+        if http {
+            reply
+                .opts_mut()
+                .insert(DhcpOption::ClassIdentifier(b"HTTPClient".to_vec()));
+        }
+    }
+    reply
+}

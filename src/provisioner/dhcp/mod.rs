@@ -1,0 +1,12 @@
+//! kiln's own DHCPv4 server: known MACs get their fixed address and a boot
+//! file that follows their bootenv; unknown machines get a pool address and
+//! are registered as new nodes. Answers come from an in-memory table that
+//! the DHCP database role refreshes, never from a query per packet.
+
+mod answer;
+mod server;
+mod table;
+
+pub use answer::{answer, Answer, BootContext};
+pub use server::{start, DhcpHandle, DhcpStats};
+pub use table::{DhcpTable, Host, Network};

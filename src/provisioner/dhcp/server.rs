@@ -1,0 +1,102 @@
+//! The UDP loop: decode, answer, reply to the client, its relay, or the
+//! broadcast address. Malformed packets are dropped and counted; nothing a
+//! packet contains can stop the server.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dhcproto::v4::Message;
+use dhcproto::{Decodable, Encodable};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::answer::{answer, BootContext};
+use super::table::DhcpTable;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct DhcpStats {
+    pub received: AtomicU64,
+    pub answered: AtomicU64,
+    pub malformed: AtomicU64,
+}
+
+/// A running server: its address and counters.
+#[derive(Clone)]
+pub struct DhcpHandle {
+    pub local_addr: SocketAddr,
+    pub stats: Arc<DhcpStats>,
+}
+
+/// Binds `bind` and serves until the process stops; unknown machines that
+/// were given an address are sent on `new_machines`.
+pub async fn start(
+    bind: SocketAddr,
+    table: Arc<DhcpTable>,
+    ctx: BootContext,
+    new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
+) -> std::io::Result<DhcpHandle> {
+    let socket = UdpSocket::bind(bind).await?;
+    socket.set_broadcast(true)?;
+    let local_addr = socket.local_addr()?;
+    let stats = Arc::new(DhcpStats::default());
+    let handle = DhcpHandle {
+        local_addr,
+        stats: stats.clone(),
+    };
+    tokio::spawn(serve(socket, table, ctx, new_machines, stats));
+    Ok(handle)
+}
+
+async fn serve(
+    socket: UdpSocket,
+    table: Arc<DhcpTable>,
+    ctx: BootContext,
+    new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
+    stats: Arc<DhcpStats>,
+) {
+    let server_port = socket.local_addr().map(|a| a.port()).unwrap_or(67);
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (len, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                tracing::warn!(error = %e, "dhcp receive failed");
+                continue;
+            }
+        };
+        stats.received.fetch_add(1, Ordering::Relaxed);
+        let Ok(req) = Message::from_bytes(&buf[..len]) else {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let outcome = answer(&req, &table, &ctx);
+        if let Some(machine) = outcome.new_machine {
+            let _ = new_machines.send(machine);
+        }
+        let Some(reply) = outcome.reply else { continue };
+        let Ok(bytes) = reply.to_vec() else {
+            stats.malformed.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let to = destination(&req, from, server_port);
+        if socket.send_to(&bytes, to).await.is_ok() {
+            stats.answered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// RFC 2131 4.1: to the relay (at the server's own port, 67 on a real
+/// network), to a configured client's address, else broadcast.
+fn destination(req: &Message, from: SocketAddr, server_port: u16) -> SocketAddr {
+    if !req.giaddr().is_unspecified() {
+        SocketAddr::V4(SocketAddrV4::new(req.giaddr(), server_port))
+    } else if !req.ciaddr().is_unspecified() {
+        SocketAddr::V4(SocketAddrV4::new(req.ciaddr(), 68))
+    } else if from.ip().is_loopback() {
+        from
+    } else {
+        SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
+    }
+}

@@ -1,0 +1,94 @@
+//! Machines kiln's DHCP server met for the first time become nodes: bootenv
+//! `sledgehammer`, their discovery roles bound and committed, their lease
+//! kept in the `lease` table.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use entity::lease;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use tokio::sync::mpsc;
+
+use super::dhcp::DhcpTable;
+use crate::db::nodes::{self, NewInterface, NewNode};
+use crate::orchestrator::Orchestrator;
+
+/// The name a discovered machine gets: `d<mac digits>.<domain>`.
+pub fn discovered_name(mac: &str, domain: &str) -> String {
+    let digits: String = mac.chars().filter(|c| *c != ':').collect();
+    if domain.is_empty() {
+        format!("d{digits}")
+    } else {
+        format!("d{digits}.{domain}")
+    }
+}
+
+/// Registers each new machine once and records its lease. Runs on the
+/// actix arbiter, because registering starts the node's actor.
+pub fn spawn(
+    orchestrator: Orchestrator,
+    table: Arc<DhcpTable>,
+    mut machines: mpsc::UnboundedReceiver<(String, Ipv4Addr)>,
+) {
+    actix::spawn(async move {
+        while let Some((mac, ip)) = machines.recv().await {
+            if let Err(e) = register(&orchestrator, &table, &mac, ip).await {
+                tracing::error!(%mac, %ip, error = %e, "could not register a discovered machine");
+            }
+        }
+    });
+}
+
+async fn register(
+    orchestrator: &Orchestrator,
+    table: &DhcpTable,
+    mac: &str,
+    ip: Ipv4Addr,
+) -> Result<(), String> {
+    let db = orchestrator.db();
+    let domain = table.network_for(ip).map(|n| n.domain).unwrap_or_default();
+    let expires = chrono::Utc::now()
+        + chrono::Duration::seconds(i64::from(
+            table.network_for(ip).map(|n| n.lease_secs).unwrap_or(3600),
+        ));
+    let existing = lease::Entity::find()
+        .filter(lease::Column::Mac.eq(mac))
+        .one(db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut row = match existing {
+        Some(row) => lease::ActiveModel::from(row),
+        None => lease::ActiveModel {
+            mac: Set(mac.to_string()),
+            ..Default::default()
+        },
+    };
+    row.ip = Set(ip.to_string());
+    row.hostname = Set(Some(discovered_name(mac, &domain)));
+    row.expires_at = Set(expires);
+    row.save(db).await.map_err(|e| e.to_string())?;
+    if nodes::find_by_mac(db, mac)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some()
+    {
+        return Ok(());
+    }
+    orchestrator
+        .create_node(NewNode {
+            name: discovered_name(mac, &domain),
+            available: true,
+            bootenv: "sledgehammer".into(),
+            interfaces: vec![NewInterface {
+                mac: mac.to_string(),
+                ip: Some(ip.to_string()),
+                hostname: None,
+            }],
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    table.load(db).await.map_err(|e| e.to_string())?;
+    tracing::info!(%mac, %ip, "registered a new machine");
+    Ok(())
+}
