@@ -17,6 +17,7 @@ use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::{discovery, export};
 use crate::settings::Settings;
+use actix::Actor;
 
 /// Shared state every request handler sees.
 #[derive(Clone)]
@@ -87,6 +88,16 @@ impl Application {
                 "cluster file applied"
             );
         }
+        let listener = bind_listener(&settings)?;
+        let mut settings = settings;
+        if settings.provisioner.api_url.is_empty() {
+            // Nodes must be told the port really bound (tests bind port 0).
+            let bound = listener.local_addr().map_err(|e| StartError::Listen {
+                addr: settings.http.bind.clone(),
+                reason: e.to_string(),
+            })?;
+            settings.provisioner.api_url = format!("http://{bound}");
+        }
         let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
         options.builtins.extend(export::builtin_jigs(
@@ -95,33 +106,49 @@ impl Application {
             &api_url(&settings),
             settings.dhcp.enabled.then(|| table.clone()),
         ));
-        let mut app = Self::build_with(settings, db, options).await?;
+        let mut app = Self::build_with(settings, db, options, listener).await?;
         if app.state.settings.dhcp.enabled {
             app.dhcp = Some(start_dhcp(&app.state, table).await?);
+        }
+        if app.state.settings.sim.enabled {
+            app.start_simulator()?;
         }
         Ok(app)
     }
 
-    /// Builds on an already migrated connection with explicit orchestrator
-    /// options (tests add builtin jigs this way).
-    pub async fn build_with(
+    /// Simulated machines talk to this kiln's DHCP server and HTTP API.
+    fn start_simulator(&self) -> Result<(), StartError> {
+        let dhcp = self
+            .dhcp
+            .as_ref()
+            .ok_or_else(|| StartError::Dhcp("sim.enabled needs dhcp.enabled".into()))?;
+        let config = crate::sim::SimConfig {
+            dhcp: dhcp.local_addr,
+            api_url: format!("http://127.0.0.1:{}", self.port),
+            install_ms: self.state.settings.sim.install_ms,
+        };
+        let simulator = crate::sim::Simulator::new(
+            self.state.db.clone(),
+            config,
+            self.state.orchestrator.trace(),
+        )
+        .start();
+        self.state.orchestrator.subscribe(simulator.recipient());
+        Ok(())
+    }
+
+    /// Starts the actors and the HTTP server on a bound listener.
+    async fn build_with(
         settings: Settings,
         db: DatabaseConnection,
         options: OrchestratorOptions,
+        listener: TcpListener,
     ) -> Result<Self, StartError> {
-        let addr: SocketAddr = settings
-            .http
-            .bind
-            .parse()
-            .map_err(|_| StartError::BadBind(settings.http.bind.clone()))?;
-        if settings.auth.admin_token.is_empty() && !addr.ip().is_loopback() {
-            return Err(StartError::UnprotectedListen(addr));
-        }
-        let listener = TcpListener::bind(addr).map_err(|e| StartError::Listen {
-            addr: addr.to_string(),
+        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: settings.http.bind.clone(),
             reason: e.to_string(),
         })?;
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        let port = addr.port();
         if settings.auth.admin_token.is_empty() {
             tracing::warn!(
                 %addr,
@@ -220,4 +247,20 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     discovery::spawn(state.orchestrator.clone(), table, rx);
     tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");
     Ok(handle)
+}
+
+/// Binds `http.bind`, refusing an open admin API beyond loopback.
+fn bind_listener(settings: &Settings) -> Result<TcpListener, StartError> {
+    let addr: SocketAddr = settings
+        .http
+        .bind
+        .parse()
+        .map_err(|_| StartError::BadBind(settings.http.bind.clone()))?;
+    if settings.auth.admin_token.is_empty() && !addr.ip().is_loopback() {
+        return Err(StartError::UnprotectedListen(addr));
+    }
+    TcpListener::bind(addr).map_err(|e| StartError::Listen {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })
 }

@@ -14,4 +14,5 @@ pub mod jigs;
 pub mod orchestrator;
 pub mod provisioner;
 pub mod settings;
+pub mod sim;
 pub mod telemetry;

@@ -147,18 +147,21 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Command::Serve { simulate: true, .. } = &cli.command {
+        // Simulated machines need kiln's DHCP server; on loopback it needs
+        // no privileges when no port was chosen.
+        settings.sim.enabled = true;
+        if !settings.dhcp.enabled {
+            settings.dhcp.enabled = true;
+            settings.dhcp.address = "127.0.0.1".into();
+            settings.dhcp.port = 0;
+        }
+    }
     kiln::telemetry::init(&settings.log);
     let system = actix_web::rt::System::new();
     match cli.command {
-        Command::Serve { cluster, simulate } => {
-            if simulate {
-                anyhow::bail!(
-                    "--simulate: simulated machines are not available in this version of kiln"
-                );
-            }
-            system.block_on(serve(settings, cluster))
-        }
+        Command::Serve { cluster, .. } => system.block_on(serve(settings, cluster)),
         Command::Migrate => system.block_on(migrate(settings)),
         Command::Apply { file, dry_run } => system.block_on(apply(settings, file, dry_run)),
         Command::Bench { bench } => system.block_on(run_bench(bench)),

@@ -118,6 +118,8 @@ pub struct ProvisionerSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimSettings {
+    /// Play a simulated machine for every node whose reboot is scheduled.
+    pub enabled: bool,
     pub reboot_delay_ms: u64,
     pub install_ms: u64,
 }
