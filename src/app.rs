@@ -35,6 +35,8 @@ pub enum StartError {
     Database(#[from] DatabaseError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error("tftp: {0}")]
+    Tftp(String),
     #[error("dhcp: {0}")]
     Dhcp(String),
     #[error("starting the orchestrator: {0}")]
@@ -109,6 +111,9 @@ impl Application {
         let mut app = Self::build_with(settings, db, options, listener).await?;
         if app.state.settings.dhcp.enabled {
             app.dhcp = Some(start_dhcp(&app.state, table).await?);
+        }
+        if app.state.settings.tftp.enabled {
+            start_tftp(&app.state.settings).await?;
         }
         if app.state.settings.sim.enabled {
             app.start_simulator()?;
@@ -263,4 +268,31 @@ fn bind_listener(settings: &Settings) -> Result<TcpListener, StartError> {
         addr: addr.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Serves the stock iPXE binaries to PXE firmware on `tftp.address`:`tftp.port`.
+async fn start_tftp(settings: &Settings) -> Result<(), StartError> {
+    use crate::provisioner::tftp::{TftpServer, TftpSettings};
+    let bind: SocketAddr = format!("{}:{}", settings.tftp.address, settings.tftp.port)
+        .parse()
+        .map_err(|_| {
+            StartError::Tftp(format!(
+                "tftp.address `{}` is not an address",
+                settings.tftp.address
+            ))
+        })?;
+    let server = TftpServer::bind(TftpSettings {
+        bind,
+        root: settings.tftp.root.clone(),
+        ..TftpSettings::default()
+    })
+    .await
+    .map_err(|e| StartError::Tftp(e.to_string()))?;
+    tracing::info!(%bind, root = %settings.tftp.root.display(), "kiln's TFTP server is serving");
+    tokio::spawn(async move {
+        if let Err(e) = server.run(std::future::pending()).await {
+            tracing::error!(error = %e, "tftp server stopped");
+        }
+    });
+    Ok(())
 }

@@ -7,3 +7,4 @@ pub mod dhcp;
 pub mod discovery;
 pub mod export;
 pub mod template;
+pub mod tftp;
