@@ -246,8 +246,9 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let bind = std::net::SocketAddr::new(address.into(), settings.dhcp.port);
-    let handle = dhcp_server::start(bind, table.clone(), ctx, tx)
-        .await
+    let socket = dhcp_server::open_socket(bind, &settings.dhcp.interface)
+        .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
+    let handle = dhcp_server::start(socket, table.clone(), ctx, tx)
         .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
     discovery::spawn(state.orchestrator.clone(), table, rx);
     tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");

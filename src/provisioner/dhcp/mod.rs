@@ -8,5 +8,5 @@ mod server;
 mod table;
 
 pub use answer::{answer, Answer, BootContext};
-pub use server::{start, DhcpHandle, DhcpStats};
+pub use server::{open_socket, start, DhcpHandle, DhcpStats};
 pub use table::{DhcpTable, Host, Network};

@@ -29,16 +29,31 @@ pub struct DhcpHandle {
     pub stats: Arc<DhcpStats>,
 }
 
-/// Binds `bind` and serves until the process stops; unknown machines that
-/// were given an address are sent on `new_machines`.
-pub async fn start(
-    bind: SocketAddr,
+/// Opens the server's socket: broadcast allowed, and bound to `interface`
+/// (SO_BINDTODEVICE) when one is named, so broadcasts leave by the
+/// provisioning network and only its requests are heard.
+pub fn open_socket(bind: SocketAddr, interface: &str) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_broadcast(true)?;
+    if !interface.is_empty() {
+        socket.bind_device(Some(interface.as_bytes()))?;
+    }
+    socket.bind(&bind.into())?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Serves on an opened socket until the process stops; unknown machines
+/// that were given an address are sent on `new_machines`.
+pub fn start(
+    socket: std::net::UdpSocket,
     table: Arc<DhcpTable>,
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
 ) -> std::io::Result<DhcpHandle> {
-    let socket = UdpSocket::bind(bind).await?;
-    socket.set_broadcast(true)?;
+    let socket = UdpSocket::from_std(socket)?;
     let local_addr = socket.local_addr()?;
     let stats = Arc::new(DhcpStats::default());
     let handle = DhcpHandle {
