@@ -36,6 +36,14 @@ fn plain(body: String) -> HttpResponse {
         .body(body)
 }
 
+/// The MAC in a boot path, normalised, or a 400 naming it.
+fn parse_mac(raw: &str) -> Result<String, ApiError> {
+    nodes::normalise_mac(raw).map_err(|reason| ApiError::BadRequest {
+        message: reason,
+        field: Some("mac".into()),
+    })
+}
+
 fn render_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unprocessable {
         message: format!("bootenv template: {e}"),
@@ -48,10 +56,7 @@ async fn script(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mac = nodes::normalise_mac(&path).map_err(|reason| ApiError::BadRequest {
-        message: reason,
-        field: Some("mac".into()),
-    })?;
+    let mac = parse_mac(&path)?;
     let urls = urls(&state);
     let Some(node) = nodes::find_by_mac(&state.db, &mac).await? else {
         let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
@@ -79,10 +84,7 @@ async fn answer(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let mac = nodes::normalise_mac(&path).map_err(|reason| ApiError::BadRequest {
-        message: reason,
-        field: Some("mac".into()),
-    })?;
+    let mac = parse_mac(&path)?;
     let node = nodes::find_by_mac(&state.db, &mac)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no node has MAC {mac}")))?;

@@ -105,30 +105,13 @@ async fn build_cluster(scratch: &Scratch, params: &AnnealParams) -> Result<(), B
     let setup = |e: crate::domain::DomainError| BenchError::Setup(e.to_string());
     let txn = db.begin().await?;
     for i in 0..params.roles {
-        let requires = if i == 0 {
-            vec![]
-        } else {
-            vec![format!("r{}", i - 1)]
-        };
-        roles::upsert(
-            &txn,
-            &RoleSpec {
-                name: format!("r{i}"),
-                jig: JigKind::Noop,
-                requires,
-                discovery: false,
-                implicit: true,
-                destructive: false,
-                cluster: false,
-                admin_only: false,
-                priority: false,
-                data: serde_json::json!({}),
-                scripts: Vec::new(),
-                description: String::new(),
-            },
-        )
-        .await
-        .map_err(|e| setup(e.into()))?;
+        let parent = format!("r{}", i.saturating_sub(1));
+        let requires: &[&str] = if i == 0 { &[] } else { &[parent.as_str()] };
+        let mut spec = RoleSpec::new(&format!("r{i}"), JigKind::Noop, requires);
+        spec.implicit = true;
+        roles::upsert(&txn, &spec)
+            .await
+            .map_err(|e| setup(e.into()))?;
     }
     deployments::create(&txn, "bench", None, "")
         .await

@@ -94,31 +94,7 @@ impl Report {
                     .collect()
             })
             .collect();
-        let widths: Vec<usize> = headers
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                cells
-                    .iter()
-                    .map(|c| c[i].len())
-                    .chain([h.len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |vals: Vec<&str>| -> String {
-            vals.iter()
-                .zip(&widths)
-                .map(|(v, w)| format!("{v:<w$}"))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        };
-        let _ = writeln!(out, "{}", line(headers.clone()));
-        for row in &cells {
-            let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
-        }
+        out.push_str(&crate::cli::align(&headers, &cells));
         for note in &self.notes {
             let _ = writeln!(out, "# {note}");
         }

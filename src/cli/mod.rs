@@ -7,7 +7,7 @@ mod table;
 
 use serde_json::Value;
 
-pub use table::render;
+pub use table::{align, render};
 
 /// Why an API command failed, in one line.
 #[derive(Debug, thiserror::Error)]

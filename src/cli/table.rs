@@ -52,14 +52,18 @@ pub fn render(kind: &str, value: &Value) -> String {
         .iter()
         .map(|r| cols.iter().map(|c| cell(r, c)).collect())
         .collect();
-    let widths: Vec<usize> = cols
+    align(cols, &cells)
+}
+
+/// Columns padded to their widest cell, two spaces apart, a header first.
+pub fn align(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = headers
         .iter()
         .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
+        .map(|(i, h)| {
+            rows.iter()
                 .map(|r| r[i].len())
-                .chain([c.len()])
+                .chain([h.len()])
                 .max()
                 .unwrap_or(0)
         })
@@ -73,8 +77,8 @@ pub fn render(kind: &str, value: &Value) -> String {
             .trim_end()
             .to_string()
     };
-    let mut out = line(cols.to_vec()) + "\n";
-    for row in &cells {
+    let mut out = line(headers.to_vec()) + "\n";
+    for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
         out.push('\n');
     }

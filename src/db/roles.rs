@@ -58,6 +58,26 @@ pub struct RoleSpec {
     pub description: String,
 }
 
+impl RoleSpec {
+    /// A role with no flags, data or scripts.
+    pub fn new(name: &str, jig: JigKind, requires: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            jig,
+            requires: requires.iter().map(|r| r.to_string()).collect(),
+            discovery: false,
+            implicit: false,
+            destructive: false,
+            cluster: false,
+            admin_only: false,
+            priority: false,
+            data: serde_json::json!({}),
+            scripts: Vec::new(),
+            description: String::new(),
+        }
+    }
+}
+
 /// A role with its requirement names, as the API shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleView {

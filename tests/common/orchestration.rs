@@ -11,20 +11,7 @@ use sea_orm::DatabaseConnection;
 
 /// A role spec with defaults for tests.
 pub fn role(name: &str, jig: JigKind, requires: &[&str]) -> RoleSpec {
-    RoleSpec {
-        name: name.into(),
-        jig,
-        requires: requires.iter().map(|r| r.to_string()).collect(),
-        discovery: false,
-        implicit: false,
-        destructive: false,
-        cluster: false,
-        admin_only: false,
-        priority: false,
-        data: serde_json::json!({}),
-        scripts: Vec::new(),
-        description: String::new(),
-    }
+    RoleSpec::new(name, jig, requires)
 }
 
 /// Creates or updates roles.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use entity::{bootenv, interface, network, node};
+use entity::network;
 use sea_orm::{DatabaseConnection, EntityTrait};
 
 /// A known interface.
@@ -85,28 +85,15 @@ pub struct DhcpTable {
 impl DhcpTable {
     /// Reloads hosts and networks from the database (a few queries).
     pub async fn load(&self, db: &DatabaseConnection) -> Result<usize, sea_orm::DbErr> {
-        let nodes = node::Entity::find().all(db).await?;
-        let local: Vec<String> = bootenv::Entity::find()
-            .all(db)
-            .await?
-            .into_iter()
-            .filter(|b| b.kind == "local")
-            .map(|b| b.name)
-            .collect();
-        let by_id: std::collections::HashMap<i64, &node::Model> =
-            nodes.iter().map(|n| (n.id, n)).collect();
         let mut fresh = std::collections::HashMap::new();
-        for iface in interface::Entity::find().all(db).await? {
-            let (Some(n), Some(ip)) = (by_id.get(&iface.node_id), iface.ip.as_deref()) else {
-                continue;
-            };
-            let Ok(ip) = ip.parse() else { continue };
+        for entry in crate::provisioner::export::hosts(db).await? {
+            let Ok(ip) = entry.ip.parse() else { continue };
             fresh.insert(
-                iface.mac,
+                entry.mac,
                 Host {
-                    node: n.name.clone(),
+                    node: entry.name,
                     ip,
-                    local_boot: local.contains(&n.bootenv),
+                    local_boot: entry.local_boot,
                 },
             );
         }
