@@ -16,3 +16,4 @@ pub mod provisioner;
 pub mod settings;
 pub mod sim;
 pub mod telemetry;
+pub mod ui;

@@ -27,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| body::query_error(e).into()))
         .app_data(web::JsonConfig::default().limit(1 << 20))
         .service(health::health)
+        .configure(crate::ui::routes)
         .service(metrics::metrics)
         .configure(boot::routes)
         .service(

@@ -24,6 +24,9 @@ pub async fn move_to<C: ConnectionTrait>(
     }
     let moving_ids: Vec<i64> = moving.iter().map(|r| r.id).collect();
     noderoles::set_state(db, &moving_ids, to).await?;
+    let mut deployments: Vec<i64> = moving.iter().map(|r| r.deployment_id).collect();
+    deployments.sort_unstable();
+    deployments.dedup();
     let leaving_active: Vec<i64> = moving
         .iter()
         .filter(|r| r.state() == NoderoleState::Active)
@@ -33,6 +36,9 @@ pub async fn move_to<C: ConnectionTrait>(
         noderoles::adjust_unmet_parents(db, &moving_ids, -1).await?;
     } else if !leaving_active.is_empty() {
         noderoles::adjust_unmet_parents(db, &leaving_active, 1).await?;
+    }
+    for deployment_id in deployments {
+        settle_deployment_state(db, deployment_id).await?;
     }
     Ok(moving
         .into_iter()
@@ -101,4 +107,38 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
         }
     }
     Ok(facts)
+}
+
+/// A committed deployment is `active` when all its noderoles are active and
+/// `error` while any is in error (DESIGN section 2); a proposed one stays
+/// proposed until the operator commits it.
+async fn settle_deployment_state<C: ConnectionTrait>(
+    db: &C,
+    deployment_id: i64,
+) -> DomainResult<()> {
+    use crate::db::deployments::{self, DeploymentState};
+    let row = deployments::get(db, &crate::db::Key::Id(deployment_id)).await?;
+    if row.state == DeploymentState::Proposed.as_str() {
+        return Ok(());
+    }
+    let counts = noderoles::count_by_state_in(db, deployment_id).await?;
+    let count = |s: NoderoleState| {
+        counts
+            .iter()
+            .find(|(k, _)| k == s.as_str())
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
+    let total: i64 = counts.iter().map(|(_, n)| n).sum();
+    let state = if count(NoderoleState::Error) > 0 {
+        DeploymentState::Error
+    } else if total > 0 && count(NoderoleState::Active) == total {
+        DeploymentState::Active
+    } else {
+        DeploymentState::Committed
+    };
+    if row.state != state.as_str() {
+        deployments::set_state(db, deployment_id, state).await?;
+    }
+    Ok(())
 }

@@ -1,0 +1,172 @@
+// /ui/nodes: every node, a page at a time (so 10,000 nodes stay fast),
+// filtered by name, with a summary of its noderoles' states.
+
+import { get } from '../api.js';
+import { badge, debounce, eachLimited, errorText, flag, h, replace, throttle } from '../dom.js';
+import * as live from '../live.js';
+import { setQuery } from '../router.js';
+
+const PAGE = 50;
+const STATES = ['error', 'blocked', 'transition', 'todo', 'proposed', 'active'];
+
+/** Drag source for binding (the deployment view's role zones accept it). */
+export function dragNode(e) {
+  const name = e.currentTarget.dataset.node;
+  e.dataTransfer.setData('text/x-kiln-node', name);
+  e.dataTransfer.setData('text/plain', name);
+  e.dataTransfer.effectAllowed = 'copy';
+}
+
+/** A node's noderole states as counted badges ("2 active", "1 error"). */
+export function summary(noderoles) {
+  if (!noderoles.length) return h('span', { class: 'muted' }, 'no roles');
+  const counts = {};
+  for (const nr of noderoles) counts[nr.state] = (counts[nr.state] ?? 0) + 1;
+  return h(
+    'span',
+    { class: 'summary' },
+    STATES.filter((s) => counts[s]).map((s) => h('span', { class: 'count' }, String(counts[s]), ' ', badge(s))),
+  );
+}
+
+function addresses(node) {
+  if (!node.interfaces?.length) return h('span', { class: 'muted' }, 'none');
+  return node.interfaces.map((i) => h('div', { class: 'addr' }, i.ip ?? 'no ip', ' ', h('span', { class: 'muted mono' }, i.mac)));
+}
+
+export default function nodesView(root, _params, q) {
+  let filter = q.q ?? '';
+  let page = Math.max(0, Number.parseInt(q.page ?? '1', 10) - 1) || 0;
+  let shown = [];
+  const rows = new Map();
+  let loadSeq = 0;
+
+  const input = h('input', {
+    type: 'search',
+    placeholder: 'Filter by name',
+    'aria-label': 'Filter nodes by name',
+    value: filter,
+    oninput: debounce(() => {
+      filter = input.value.trim();
+      page = 0;
+      load();
+    }, 250),
+  });
+  const pager = h('div', { class: 'pager' });
+  const message = h('p', { class: 'error', role: 'alert' });
+  const tbody = h('tbody');
+  replace(
+    root,
+    h('div', { class: 'view-head' }, h('h1', {}, 'Nodes'), input),
+    message,
+    h(
+      'table',
+      { class: 'list nodes' },
+      h(
+        'thead',
+        {},
+        h('tr', {}, ['Name', 'Addresses', 'Boots', 'Alive', 'Available', 'Noderoles'].map((t) => h('th', {}, t))),
+      ),
+      tbody,
+    ),
+    pager,
+  );
+
+  function row(node) {
+    const states = h('td', {}, h('span', { class: 'muted' }, '…'));
+    const tr = h(
+      'tr',
+      { 'data-node': node.name, draggable: 'true', ondragstart: dragNode },
+      h('td', { class: 'name' }, node.name, node.admin ? h('span', { class: 'tag' }, 'admin') : null),
+      h('td', {}, addresses(node)),
+      h('td', { class: 'mono' }, node.bootenv),
+      h('td', {}, flag(node.alive, 'alive', 'not alive')),
+      h('td', {}, flag(node.available, 'available', 'held')),
+      states,
+    );
+    return { tr, states };
+  }
+
+  async function loadSummary(name) {
+    const r = rows.get(name);
+    if (!r) return;
+    try {
+      const nrs = await get('/noderoles', { node: name, limit: 1000 });
+      replace(r.states, summary(nrs));
+    } catch (e) {
+      replace(r.states, h('span', { class: 'error' }, errorText(e)));
+    }
+  }
+
+  async function load() {
+    const mine = ++loadSeq;
+    setQuery({ q: filter, page: page ? page + 1 : '' });
+    let list;
+    try {
+      list = await get('/nodes', { name: filter, limit: PAGE + 1, offset: page * PAGE });
+    } catch (e) {
+      if (mine === loadSeq) message.textContent = errorText(e);
+      return;
+    }
+    if (mine !== loadSeq) return;
+    message.textContent = '';
+    const more = list.length > PAGE;
+    shown = list.slice(0, PAGE);
+    rows.clear();
+    tbody.replaceChildren();
+    for (const node of shown) {
+      const r = row(node);
+      rows.set(node.name, r);
+      tbody.appendChild(r.tr);
+    }
+    if (!shown.length) {
+      tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted' }, filter ? `No node name contains “${filter}”.` : 'No nodes yet.')));
+    }
+    const first = page * PAGE + 1;
+    replace(
+      pager,
+      h('button', { type: 'button', class: 'secondary', disabled: page === 0, onclick: () => { page -= 1; load(); } }, '← Previous'),
+      h('span', {}, shown.length ? `Nodes ${first}–${first + shown.length - 1}` : ''),
+      h('button', { type: 'button', class: 'secondary', disabled: !more, onclick: () => { page += 1; load(); } }, 'Next →'),
+    );
+    await eachLimited(shown.map((n) => n.name), 6, loadSummary);
+  }
+
+  // Facts name their node: re-read only the rows on this page they touch.
+  const touched = new Set();
+  const refreshTouched = throttle(async () => {
+    const names = [...touched];
+    touched.clear();
+    await eachLimited(names, 6, async (name) => {
+      const r = rows.get(name);
+      if (!r) return;
+      try {
+        const node = await get(`/nodes/${encodeURIComponent(name)}`);
+        const fresh = row(node);
+        r.tr.replaceWith(fresh.tr);
+        rows.set(name, fresh);
+        await loadSummary(name);
+      } catch {
+        // The next full load shows it.
+      }
+    });
+  }, 500);
+  const reload = throttle(load, 500);
+  const off = live.subscribe((fact) => {
+    if (fact.fact === 'poll' || fact.fact === 'resync') reload();
+    else if (fact.fact === 'node_created') {
+      if (shown.length < PAGE) reload();
+    } else if (fact.node && rows.has(fact.node)) {
+      touched.add(fact.node);
+      refreshTouched();
+    }
+  });
+
+  load();
+  return () => {
+    off();
+    reload.cancel();
+    refreshTouched.cancel();
+    loadSeq++;
+  };
+}
