@@ -88,6 +88,15 @@ on_both_databases!(validators_accept_exports, |backend| async move {
             .arg("lab.example")
             .arg(&zone),
     );
+    let reverse = export::reverse_zone("10.99.0.0/24", "lab.example", &hosts, None).unwrap();
+    let rzone = dir.path().join("db.0.99.10.in-addr.arpa");
+    export::write_if_changed(&rzone, &reverse).unwrap();
+    run_ok(
+        Command::new(tool("named-checkzone", "bind9-utils"))
+            .arg("0.99.10.in-addr.arpa")
+            .arg(&rzone),
+    );
+    assert!(reverse.contains("12 IN PTR n1.lab.example."), "{reverse}");
     let serial = export::zone_serial(&first).unwrap();
     let second = export::forward_zone("lab.example", "10.99.0.1", &hosts, Some(serial));
     assert!(

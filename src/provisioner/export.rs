@@ -92,6 +92,23 @@ pub fn dnsmasq_hosts(hosts: &[HostEntry]) -> String {
         .collect()
 }
 
+/// A serial above `previous`, and at least today's `YYYYMMDD00`.
+fn next_serial(previous: Option<u64>) -> u64 {
+    let today: u64 = chrono::Utc::now()
+        .format("%Y%m%d00")
+        .to_string()
+        .parse()
+        .unwrap_or(1);
+    previous.map_or(today, |p| (p + 1).max(today))
+}
+
+/// The SOA and NS records every zone starts with.
+fn zone_head(origin: &str, domain: &str, serial: u64) -> String {
+    format!(
+        "$ORIGIN {origin}.\n$TTL 300\n@ IN SOA ns.{domain}. hostmaster.{domain}. ( {serial} 3600 600 86400 300 )\n@ IN NS ns.{domain}.\n"
+    )
+}
+
 /// A BIND forward zone for `domain` with a serial above `previous`.
 pub fn forward_zone(
     domain: &str,
@@ -99,15 +116,8 @@ pub fn forward_zone(
     hosts: &[HostEntry],
     previous: Option<u64>,
 ) -> String {
-    let today: u64 = chrono::Utc::now()
-        .format("%Y%m%d00")
-        .to_string()
-        .parse()
-        .unwrap_or(1);
-    let serial = previous.map_or(today, |p| (p + 1).max(today));
-    let mut out = format!(
-        "$ORIGIN {domain}.\n$TTL 300\n@ IN SOA ns.{domain}. hostmaster.{domain}. ( {serial} 3600 600 86400 300 )\n@ IN NS ns.{domain}.\nns IN A {ns_ip}\n"
-    );
+    let mut out = zone_head(domain, domain, next_serial(previous));
+    out.push_str(&format!("ns IN A {ns_ip}\n"));
     let suffix = format!(".{domain}");
     for h in hosts {
         if let Some(label) = h.name.strip_suffix(&suffix) {
@@ -115,6 +125,42 @@ pub fn forward_zone(
         }
     }
     out
+}
+
+/// The reverse zone (`in-addr.arpa`) of a subnet, at an octet boundary at
+/// or above its prefix: `10.99.0.0/24` is `0.99.10.in-addr.arpa`.
+pub fn reverse_origin(subnet: &str) -> Option<(String, usize)> {
+    let (addr, prefix) = subnet.split_once('/')?;
+    let octets: Vec<&str> = addr.split('.').collect();
+    let prefix: usize = prefix.parse().ok()?;
+    let kept = (prefix / 8).clamp(1, 3);
+    if octets.len() != 4 {
+        return None;
+    }
+    let mut parts: Vec<&str> = octets[..kept].to_vec();
+    parts.reverse();
+    Some((format!("{}.in-addr.arpa", parts.join(".")), kept))
+}
+
+/// A BIND reverse zone with PTR records for the hosts inside `subnet`.
+pub fn reverse_zone(
+    subnet: &str,
+    domain: &str,
+    hosts: &[HostEntry],
+    previous: Option<u64>,
+) -> Option<String> {
+    let (origin, kept) = reverse_origin(subnet)?;
+    let prefix: Vec<&str> = subnet.split('/').next()?.split('.').take(kept).collect();
+    let mut out = zone_head(&origin, domain, next_serial(previous));
+    for h in hosts {
+        let octets: Vec<&str> = h.ip.split('.').collect();
+        if octets.len() == 4 && octets[..kept] == prefix[..] {
+            let mut rest: Vec<&str> = octets[kept..].to_vec();
+            rest.reverse();
+            out.push_str(&format!("{} IN PTR {}.\n", rest.join("."), h.name));
+        }
+    }
+    Some(out)
 }
 
 /// The serial of an existing zone file, if any.
@@ -221,22 +267,19 @@ impl Jig for DnsDatabaseJig {
                     .map_err(|e| e.to_string())?;
                 let mut written = Vec::new();
                 for net in nets.iter().filter(|n| !n.domain.is_empty()) {
-                    let file = format!("db.{}", net.domain);
-                    let path = dir.join(&file);
                     let ns = net.router.clone().unwrap_or_else(|| "127.0.0.1".into());
-                    let body = |serial| forward_zone(&net.domain, &ns, &hosts, serial);
-                    let previous = std::fs::read_to_string(&path).ok();
-                    // Only a change of records earns a new serial.
-                    let unchanged =
-                        previous.as_deref().map(strip_serial) == Some(strip_serial(&body(None)));
-                    if unchanged {
-                        continue;
-                    }
-                    let old_serial = previous.as_deref().and_then(zone_serial);
-                    if write_if_changed(&path, &body(old_serial))
-                        .map_err(|e| format!("{file}: {e}"))?
-                    {
+                    let forward = |serial| Some(forward_zone(&net.domain, &ns, &hosts, serial));
+                    let file = format!("db.{}", net.domain);
+                    if write_zone(&dir.join(&file), forward)? {
                         written.push(file);
+                    }
+                    if let Some((origin, _)) = reverse_origin(&net.subnet) {
+                        let reverse =
+                            |serial| reverse_zone(&net.subnet, &net.domain, &hosts, serial);
+                        let file = format!("db.{origin}");
+                        if write_zone(&dir.join(&file), reverse)? {
+                            written.push(file);
+                        }
                     }
                 }
                 Ok(written)
@@ -245,6 +288,21 @@ impl Jig for DnsDatabaseJig {
             outcome(result)
         })
     }
+}
+
+/// Writes a zone when its records changed, with a serial above the file's.
+fn write_zone(path: &Path, render: impl Fn(Option<u64>) -> Option<String>) -> Result<bool, String> {
+    let previous = std::fs::read_to_string(path).ok();
+    let Some(fresh) = render(None) else {
+        return Ok(false);
+    };
+    // Only a change of records earns a new serial.
+    if previous.as_deref().map(strip_serial) == Some(strip_serial(&fresh)) {
+        return Ok(false);
+    }
+    let old_serial = previous.as_deref().and_then(zone_serial);
+    let body = render(old_serial).unwrap_or(fresh);
+    write_if_changed(path, &body).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn strip_serial(zone: &str) -> String {
