@@ -52,6 +52,12 @@ on_both_databases!(scripts_follow_the_bootenv, |backend| async move {
         script.contains("kernel ") && script.contains("sledgehammer/vmlinuz"),
         "{script}"
     );
+    let (status, encoded) = fetch("/boot/52%3A54%3A00%3A00%3A00%3A01.ipxe".into()).await;
+    assert_eq!(status, 200, "iPXE percent-encodes the MAC: {encoded}");
+    assert!(
+        encoded.contains("kiln.node=n1.lab.example") && encoded.contains("sledgehammer/vmlinuz"),
+        "{encoded}"
+    );
     let (_, unknown) = fetch("/boot/52-54-00-ff-ff-ff.ipxe".into()).await;
     assert!(unknown.contains("sledgehammer/vmlinuz"), "{unknown}");
     let (status, _) = fetch("/boot/not-a-mac.ipxe".into()).await;

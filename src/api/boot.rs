@@ -36,9 +36,11 @@ fn plain(body: String) -> HttpResponse {
         .body(body)
 }
 
-/// The MAC in a boot path, normalised, or a 400 naming it.
+/// The MAC in a boot path, normalised, or a 400 naming it. iPXE
+/// percent-encodes the colons (`52%3A54%3A...`).
 fn parse_mac(raw: &str) -> Result<String, ApiError> {
-    nodes::normalise_mac(raw).map_err(|reason| ApiError::BadRequest {
+    let raw = raw.replace("%3A", ":").replace("%3a", ":");
+    nodes::normalise_mac(&raw).map_err(|reason| ApiError::BadRequest {
         message: reason,
         field: Some("mac".into()),
     })

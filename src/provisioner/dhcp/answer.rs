@@ -121,7 +121,8 @@ fn add_network_options(reply: &mut Message, net: &Network, hostname: Option<&str
 /// Answers one request. Unknown message types, replies, and requests for
 /// networks kiln does not serve get no answer.
 pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
-    if req.opcode() != Opcode::BootRequest {
+    // dhcproto slices chaddr by hlen and panics past 16: drop such packets.
+    if req.opcode() != Opcode::BootRequest || req.hlen() > 16 {
         return Answer::default();
     }
     let (Some(mac), Some(kind)) = (mac_of(req), req.opts().msg_type()) else {
@@ -251,4 +252,123 @@ fn lease_reply(
         }
     }
     reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> DhcpTable {
+        let table = DhcpTable::default();
+        table.set_networks(vec![
+            Network {
+                address: Ipv4Addr::new(10, 1, 0, 0),
+                prefix: 24,
+                router: Some(Ipv4Addr::new(10, 1, 0, 1)),
+                dns: vec![],
+                domain: "a.example".into(),
+                pool: Some((Ipv4Addr::new(10, 1, 0, 100), Ipv4Addr::new(10, 1, 0, 100))),
+                lease_secs: 600,
+            },
+            Network {
+                address: Ipv4Addr::new(10, 2, 0, 0),
+                prefix: 24,
+                router: Some(Ipv4Addr::new(10, 2, 0, 1)),
+                dns: vec![],
+                domain: "b.example".into(),
+                pool: Some((Ipv4Addr::new(10, 2, 0, 50), Ipv4Addr::new(10, 2, 0, 51))),
+                lease_secs: 600,
+            },
+        ]);
+        table
+    }
+
+    fn ctx() -> BootContext {
+        BootContext {
+            server_ip: Ipv4Addr::new(10, 1, 0, 1),
+            api_url: "http://10.1.0.1:3000".into(),
+        }
+    }
+
+    fn request(mac: u8, kind: MessageType, giaddr: Ipv4Addr) -> Message {
+        let mut msg = Message::new(
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            giaddr,
+            &[0x52, 0x54, 0, 0, 0, mac],
+        );
+        msg.opts_mut().insert(DhcpOption::MessageType(kind));
+        msg
+    }
+
+    #[test]
+    fn relay_chooses_the_network_of_giaddr() {
+        let table = table();
+        let relay = Ipv4Addr::new(10, 2, 0, 1);
+        let offer = answer(&request(1, MessageType::Discover, relay), &table, &ctx())
+            .reply
+            .expect("offer");
+        assert_eq!(offer.yiaddr(), Ipv4Addr::new(10, 2, 0, 50));
+        assert_eq!(offer.giaddr(), relay);
+        // Not behind a relay: the first network with a pool.
+        let direct = answer(
+            &request(2, MessageType::Discover, Ipv4Addr::UNSPECIFIED),
+            &table,
+            &ctx(),
+        )
+        .reply
+        .expect("offer");
+        assert_eq!(direct.yiaddr(), Ipv4Addr::new(10, 1, 0, 100));
+        // A relay from a network kiln does not serve gets no answer.
+        let unknown = answer(
+            &request(3, MessageType::Discover, Ipv4Addr::new(192, 0, 2, 1)),
+            &table,
+            &ctx(),
+        );
+        assert!(unknown.reply.is_none());
+    }
+
+    #[test]
+    fn decline_quarantines_and_release_frees() {
+        let table = table();
+        let relay = Ipv4Addr::new(10, 2, 0, 1);
+        let first = answer(&request(1, MessageType::Discover, relay), &table, &ctx())
+            .reply
+            .unwrap();
+        assert_eq!(first.yiaddr(), Ipv4Addr::new(10, 2, 0, 50));
+        let mut decline = request(1, MessageType::Decline, relay);
+        decline
+            .opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(first.yiaddr()));
+        assert!(answer(&decline, &table, &ctx()).reply.is_none());
+        // The declined address is not offered again, to anyone.
+        let again = answer(&request(1, MessageType::Discover, relay), &table, &ctx())
+            .reply
+            .unwrap();
+        assert_eq!(again.yiaddr(), Ipv4Addr::new(10, 2, 0, 51));
+        // The pool is now used up by this client; RELEASE frees its address.
+        assert!(
+            answer(&request(2, MessageType::Discover, relay), &table, &ctx())
+                .reply
+                .is_none()
+        );
+        answer(&request(1, MessageType::Release, relay), &table, &ctx());
+        let freed = answer(&request(2, MessageType::Discover, relay), &table, &ctx())
+            .reply
+            .unwrap();
+        assert_eq!(freed.yiaddr(), Ipv4Addr::new(10, 2, 0, 51));
+    }
+
+    #[test]
+    fn inform_gets_options_without_an_address() {
+        let table = table();
+        let mut inform = request(9, MessageType::Inform, Ipv4Addr::new(10, 1, 0, 1));
+        inform.set_ciaddr(Ipv4Addr::new(10, 1, 0, 77));
+        let ack = answer(&inform, &table, &ctx()).reply.expect("ack");
+        assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+        assert!(ack.yiaddr().is_unspecified());
+        assert!(ack.opts().get(OptionCode::AddressLeaseTime).is_none());
+        assert!(ack.opts().get(OptionCode::Router).is_some());
+    }
 }

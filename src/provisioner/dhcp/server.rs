@@ -11,7 +11,7 @@ use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::answer::{answer, BootContext};
+use super::answer::{answer, Answer, BootContext};
 use super::table::DhcpTable;
 
 /// Counters for `/metrics`.
@@ -82,11 +82,10 @@ async fn serve(
             }
         };
         stats.received.fetch_add(1, Ordering::Relaxed);
-        let Ok(req) = Message::from_bytes(&buf[..len]) else {
+        let Some((req, outcome)) = handle(&buf[..len], &table, &ctx) else {
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let outcome = answer(&req, &table, &ctx);
         if let Some(machine) = outcome.new_machine {
             let _ = new_machines.send(machine);
         }
@@ -102,6 +101,19 @@ async fn serve(
     }
 }
 
+/// Decodes and answers one packet; `None` when it is not a DHCP message.
+/// The decoder has debug assertions that input can trip, and a packet must
+/// never take the server down, so a panic counts as malformed too.
+fn handle(packet: &[u8], table: &DhcpTable, ctx: &BootContext) -> Option<(Message, Answer)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let req = Message::from_bytes(packet).ok()?;
+        let outcome = answer(&req, table, ctx);
+        Some((req, outcome))
+    }))
+    .ok()
+    .flatten()
+}
+
 /// RFC 2131 4.1: to the relay (at the server's own port, 67 on a real
 /// network), to a configured client's address, else broadcast.
 fn destination(req: &Message, from: SocketAddr, server_port: u16) -> SocketAddr {
@@ -113,5 +125,35 @@ fn destination(req: &Message, from: SocketAddr, server_port: u16) -> SocketAddr 
         from
     } else {
         SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, 68))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_never_takes_the_server_down() {
+        let table = DhcpTable::default();
+        let ctx = BootContext {
+            server_ip: Ipv4Addr::LOCALHOST,
+            api_url: "http://127.0.0.1:3000".into(),
+        };
+        let mut seed = 0x2545_f491_u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as u8
+        };
+        for len in 0..2000usize {
+            let mut bytes: Vec<u8> = (0..len % 700).map(|_| next()).collect();
+            // Half of them look like DHCP: a request with the magic cookie.
+            if len % 2 == 0 && bytes.len() > 240 {
+                bytes[0] = 1;
+                bytes[236..240].copy_from_slice(&[99, 130, 83, 99]);
+            }
+            let _ = handle(&bytes, &table, &ctx);
+        }
     }
 }

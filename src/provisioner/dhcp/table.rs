@@ -112,6 +112,11 @@ impl DhcpTable {
         Ok(count)
     }
 
+    /// Replaces the networks (tests; `load` reads them from the database).
+    pub fn set_networks(&self, networks: Vec<Network>) {
+        *self.networks.lock().expect("networks lock") = networks;
+    }
+
     pub fn host(&self, mac: &str) -> Option<Host> {
         self.hosts.get(mac).map(|h| h.clone())
     }
