@@ -474,28 +474,30 @@ pub async fn transition_without_queued_run<C: ConnectionTrait>(db: &C) -> RepoRe
     .collect())
 }
 
-/// Counts of a deployment's noderoles by state.
-pub async fn count_by_state_in<C: ConnectionTrait>(
+/// Whether any noderole of the deployment is in `state` (an index seek).
+pub async fn any_in_state<C: ConnectionTrait>(
     db: &C,
     deployment_id: i64,
-) -> RepoResult<Vec<(String, i64)>> {
-    #[derive(FromQueryResult)]
-    struct Count {
-        state: String,
-        n: i64,
-    }
-    let backend = db.get_database_backend();
-    Ok(Count::find_by_statement(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "SELECT state, COUNT(*) AS n FROM noderole WHERE deployment_id = {} GROUP BY state",
-            placeholders(backend, 1, 1)
-        ),
-        [deployment_id.into()],
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|c| (c.state, c.n))
-    .collect())
+    state: NoderoleState,
+) -> RepoResult<bool> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::DeploymentId.eq(deployment_id))
+        .filter(noderole::Column::State.eq(state.as_str()))
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Whether any noderole of the deployment is in another state than `state`.
+pub async fn any_not_in_state<C: ConnectionTrait>(
+    db: &C,
+    deployment_id: i64,
+    state: NoderoleState,
+) -> RepoResult<bool> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::DeploymentId.eq(deployment_id))
+        .filter(noderole::Column::State.ne(state.as_str()))
+        .one(db)
+        .await?
+        .is_some())
 }

@@ -111,7 +111,8 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
 
 /// A committed deployment is `active` when all its noderoles are active and
 /// `error` while any is in error (DESIGN section 2); a proposed one stays
-/// proposed until the operator commits it.
+/// proposed until the operator commits it. Two indexed existence checks, so
+/// the cost does not grow with the deployment's size.
 async fn settle_deployment_state<C: ConnectionTrait>(
     db: &C,
     deployment_id: i64,
@@ -121,21 +122,12 @@ async fn settle_deployment_state<C: ConnectionTrait>(
     if row.state == DeploymentState::Proposed.as_str() {
         return Ok(());
     }
-    let counts = noderoles::count_by_state_in(db, deployment_id).await?;
-    let count = |s: NoderoleState| {
-        counts
-            .iter()
-            .find(|(k, _)| k == s.as_str())
-            .map(|(_, n)| *n)
-            .unwrap_or(0)
-    };
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let state = if count(NoderoleState::Error) > 0 {
+    let state = if noderoles::any_in_state(db, deployment_id, NoderoleState::Error).await? {
         DeploymentState::Error
-    } else if total > 0 && count(NoderoleState::Active) == total {
-        DeploymentState::Active
-    } else {
+    } else if noderoles::any_not_in_state(db, deployment_id, NoderoleState::Active).await? {
         DeploymentState::Committed
+    } else {
+        DeploymentState::Active
     };
     if row.state != state.as_str() {
         deployments::set_state(db, deployment_id, state).await?;
