@@ -2,7 +2,8 @@
 
 use entity::deployment;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 
 use super::{now, Key, RepoError, RepoResult};
@@ -40,6 +41,18 @@ pub async fn get<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<deployment
         .one(db)
         .await?
         .ok_or_else(|| RepoError::not_found("deployment", key))
+}
+
+/// One deployment by id, its row locked until the transaction ends
+/// (`FOR UPDATE` on PostgreSQL; SQLite already serialises writers), so
+/// concurrent runs settling the same deployment take turns and the last one
+/// sees every other's committed noderole states.
+pub async fn get_locked<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<deployment::Model> {
+    deployment::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(db)
+        .await?
+        .ok_or_else(|| RepoError::not_found("deployment", &Key::Id(id)))
 }
 
 /// Creates a deployment under `parent` (default `system`), proposed.

@@ -112,13 +112,15 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
 /// A committed deployment is `active` when all its noderoles are active and
 /// `error` while any is in error (DESIGN section 2); a proposed one stays
 /// proposed until the operator commits it. Two indexed existence checks, so
-/// the cost does not grow with the deployment's size.
+/// the cost does not grow with the deployment's size. The deployment row is
+/// locked first: without it, runs finishing together on PostgreSQL each see
+/// the others' noderoles still in transition and none marks it active.
 async fn settle_deployment_state<C: ConnectionTrait>(
     db: &C,
     deployment_id: i64,
 ) -> DomainResult<()> {
     use crate::db::deployments::{self, DeploymentState};
-    let row = deployments::get(db, &crate::db::Key::Id(deployment_id)).await?;
+    let row = deployments::get_locked(db, deployment_id).await?;
     if row.state == DeploymentState::Proposed.as_str() {
         return Ok(());
     }
