@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Drives kiln's web UI in a real browser: builds kiln, starts `kiln serve`
-# on a temporary SQLite database with an admin token on a free port and the
-# seed cluster, runs the scenarios in headless chromium, leaves screenshots
-# in target/browser-artifacts/, and always stops kiln.
+# Drives kiln's web UI in a real browser: builds kiln, starts `kiln serve
+# --simulate` on a temporary SQLite database with an admin token on a free
+# port and the seed cluster, runs the scenarios in headless chromium, leaves
+# screenshots in target/browser-artifacts/, and always stops kiln.
 #
 # Needs Node.js 20+ with npm, curl, and Debian's chromium (installed here when
 # missing and run as root). `npm ci` is run here when node_modules is stale.
-# KILN_BROWSER_SIMULATE=1 serves with --simulate and also waits for the
-# installed nodes to come back alive.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -61,12 +59,10 @@ export KILN_HTTP__BIND="127.0.0.1:$port"
 export KILN_LOG__FORMAT=pretty
 export NO_COLOR=1
 
-serve_args=(serve --cluster config/clusters/seed.toml)
-if [[ "${KILN_BROWSER_SIMULATE:-0}" == 1 ]]; then
-  export KILN_SIM__REBOOT_DELAY_MS="${KILN_SIM__REBOOT_DELAY_MS:-500}"
-  export KILN_SIM__INSTALL_MS="${KILN_SIM__INSTALL_MS:-500}"
-  serve_args+=(--simulate)
-fi
+# Simulated machines reboot, install and come back within about a second.
+export KILN_SIM__REBOOT_DELAY_MS="${KILN_SIM__REBOOT_DELAY_MS:-500}"
+export KILN_SIM__INSTALL_MS="${KILN_SIM__INSTALL_MS:-500}"
+serve_args=(serve --cluster config/clusters/seed.toml --simulate)
 
 target/debug/kiln apply "$here/roles.toml" >"$work/apply.log"
 target/debug/kiln "${serve_args[@]}" >"$work/kiln.log" 2>&1 &

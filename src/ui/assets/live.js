@@ -4,8 +4,9 @@
 // ("poll"), and the stream is tried again. After any gap, views get a
 // "resync" so they re-read what they show.
 //
-// Subscribers receive facts as the API sends them, e.g.
-// `{fact: "noderole_state_changed", noderole_id, node, role, state}`.
+// The API sends each fact as `{type: "NoderoleStateChanged", ..., from, to}`;
+// subscribers receive it as `{fact: "noderole_state_changed", ..., state}`
+// (`state` is the state a noderole moved to).
 
 import { authHeaders } from './api.js';
 
@@ -69,11 +70,24 @@ function handleChunk(chunk) {
     .map((line) => line.slice(5).trimStart())
     .join('\n');
   if (!data) return;
+  let parsed;
   try {
-    emit(JSON.parse(data));
+    parsed = JSON.parse(data);
   } catch {
-    // Not JSON: nothing a view can use.
+    return; // Not JSON: nothing a view can use.
   }
+  emit(normalise(parsed));
+}
+
+/** `{type: "NodeAliveChanged", ...}` -> `{fact: "node_alive_changed", ...}`. */
+export function normalise(fact) {
+  // The stream skipped facts this page read too slowly: re-read everything.
+  if (fact && typeof fact.skipped === 'number') return { fact: 'resync' };
+  if (!fact || typeof fact.type !== 'string') return fact;
+  const name = fact.type.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
+  const out = { ...fact, fact: name };
+  if (name === 'noderole_state_changed') out.state = fact.to;
+  return out;
 }
 
 async function connect() {
