@@ -15,6 +15,9 @@ use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
+use crate::provisioner::power::PowerDriver;
+use crate::provisioner::sightings::Sightings;
+use crate::provisioner::watchdog::InstallWatchdog;
 use crate::provisioner::{discovery, export};
 use crate::settings::Settings;
 use actix::Actor;
@@ -26,6 +29,10 @@ pub struct AppState {
     pub backend: Backend,
     pub settings: Arc<Settings>,
     pub orchestrator: Orchestrator,
+    /// What kiln last saw of each machine (DHCP answers, boot scripts).
+    pub sightings: Arc<Sightings>,
+    /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
+    pub dhcp_table: Option<Arc<DhcpTable>>,
 }
 
 /// Why kiln could not start.
@@ -108,10 +115,12 @@ impl Application {
             &api_url(&settings),
             settings.dhcp.enabled.then(|| table.clone()),
         ));
-        let mut app = Self::build_with(settings, db, options, listener).await?;
+        let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
+        let mut app = Self::build_with(settings, db, options, listener, dhcp_table).await?;
         if app.state.settings.dhcp.enabled {
             app.dhcp = Some(start_dhcp(&app.state, table).await?);
         }
+        app.start_power_and_watchdog();
         if app.state.settings.tftp.enabled {
             start_tftp(&app.state.settings).await?;
         }
@@ -119,6 +128,30 @@ impl Application {
             app.start_simulator()?;
         }
         Ok(app)
+    }
+
+    /// The power driver (when `power.command` is set) and the install
+    /// watchdog (when `provisioner.install_timeout_ms` is not 0).
+    fn start_power_and_watchdog(&self) {
+        let settings = &self.state.settings;
+        if !settings.power.command.is_empty() {
+            let driver = PowerDriver::new(
+                self.state.db.clone(),
+                settings.power.command.clone().into(),
+                self.state.orchestrator.trace(),
+            )
+            .start();
+            self.state.orchestrator.subscribe(driver.recipient());
+        }
+        if settings.provisioner.install_timeout_ms > 0 {
+            let watchdog = InstallWatchdog::new(
+                self.state.orchestrator.clone(),
+                self.state.sightings.clone(),
+                std::time::Duration::from_millis(settings.provisioner.install_timeout_ms),
+            )
+            .start();
+            self.state.orchestrator.subscribe(watchdog.recipient());
+        }
     }
 
     /// Simulated machines talk to this kiln's DHCP server and HTTP API.
@@ -148,6 +181,7 @@ impl Application {
         db: DatabaseConnection,
         options: OrchestratorOptions,
         listener: TcpListener,
+        dhcp_table: Option<Arc<DhcpTable>>,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: settings.http.bind.clone(),
@@ -166,6 +200,8 @@ impl Application {
             db,
             settings: Arc::new(settings),
             orchestrator,
+            sightings: Arc::default(),
+            dhcp_table,
         };
         let data = web::Data::new(state.clone());
         let server =
@@ -248,7 +284,7 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     let bind = std::net::SocketAddr::new(address.into(), settings.dhcp.port);
     let socket = dhcp_server::open_socket(bind, &settings.dhcp.interface)
         .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
-    let handle = dhcp_server::start(socket, table.clone(), ctx, tx)
+    let handle = dhcp_server::start(socket, table.clone(), ctx, tx, state.sightings.clone())
         .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
     discovery::spawn(state.orchestrator.clone(), table, rx);
     tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");

@@ -22,7 +22,7 @@ use crate::db::nodes::{NewNode, NodeChange, NodeView};
 use crate::db::{nodes, runs, Key, RepoError};
 use crate::domain::anneal::QueueSeq;
 use crate::domain::binding::{bind, BindRequest};
-use crate::domain::{lifecycle, DomainError, DomainResult, Effects, Fact};
+use crate::domain::{lifecycle, outcome, DomainError, DomainResult, Effects, Fact};
 use crate::jigs::{Jig, Jigs, OsInstallJig, BUILTIN_OS_INSTALL};
 use crate::settings::Settings;
 
@@ -117,11 +117,33 @@ impl Orchestrator {
             &'c DatabaseTransaction,
         ) -> futures::future::BoxFuture<'c, DomainResult<(T, Effects)>>,
     {
+        self.run_as("Api", op).await
+    }
+
+    /// [`Self::run`] for another sender than the API, named in the trace.
+    async fn run_as<T, F>(&self, from: &'static str, op: F) -> DomainResult<T>
+    where
+        F: for<'c> FnOnce(
+            &'c DatabaseTransaction,
+        ) -> futures::future::BoxFuture<'c, DomainResult<(T, Effects)>>,
+    {
         let txn = self.rt.db.begin().await.map_err(RepoError::from)?;
         let (value, effects) = op(&txn).await?;
         txn.commit().await.map_err(RepoError::from)?;
-        self.rt.apply("Api", effects).await;
+        self.rt.apply(from, effects).await;
         Ok(value)
+    }
+
+    /// Puts an active noderole whose machine never came back from its
+    /// reboot into error (see [`crate::provisioner::watchdog`]).
+    pub async fn fail_unreturned(&self, noderole_id: i64, reason: String) -> DomainResult<()> {
+        self.run_as("InstallWatchdog", move |txn| {
+            Box::pin(async move {
+                let effects = outcome::fail_unreturned(txn, noderole_id, &reason).await?;
+                Ok(((), effects))
+            })
+        })
+        .await
     }
 
     /// Applies effects produced by domain calls in a caller's transaction

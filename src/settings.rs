@@ -27,6 +27,7 @@ pub struct Settings {
     pub tftp: TftpSettings,
     pub provisioner: ProvisionerSettings,
     pub sim: SimSettings,
+    pub power: PowerSettings,
     pub jigs: JigSettings,
     pub cluster: ClusterSettings,
 }
@@ -113,6 +114,17 @@ pub struct ProvisionerSettings {
     pub files_dir: PathBuf,
     pub api_url: String,
     pub files_url: String,
+    /// How long a node may take from its scheduled reboot until it is alive
+    /// again before its os-install noderole goes to error (0: wait forever).
+    pub install_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerSettings {
+    /// Program that power-cycles a machine (IPMI, a PDU, a VM monitor); empty:
+    /// nothing does, and machines reboot by themselves or by the simulator.
+    pub command: String,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -71,7 +71,8 @@ on_both_databases!(scripts_follow_the_bootenv, |backend| async move {
         .unwrap();
     let (_, script) = fetch("/boot/52:54:00:00:00:01.ipxe".into()).await;
     assert!(
-        script.contains("kernel ") && script.contains("/boot/files/debian-12/linux auto=true"),
+        script.contains("kernel ")
+            && script.contains("/boot/files/debian-12/linux initrd=initrd.gz auto=true"),
         "{script}"
     );
     assert!(

@@ -93,6 +93,7 @@ on_both_databases!(known_and_unknown_machines, |backend| async move {
     let server = kiln.dhcp().expect("dhcp running").local_addr;
     let stats = kiln.dhcp().unwrap().stats.clone();
     let state = kiln.state().clone();
+    let base = format!("http://127.0.0.1:{}", kiln.port());
     actix_web::rt::spawn(kiln.run_until_stopped());
 
     // A known machine's PXE firmware (BIOS): fixed address, options, iPXE binary.
@@ -241,6 +242,32 @@ on_both_databases!(known_and_unknown_machines, |backend| async move {
     .await
     .unwrap();
     assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    // iPXE asks for its script straight after the ACK: the machine is
+    // registered by then, so its discovery script names it and carries a
+    // token it can call back with.
+    let script = reqwest::get(format!("{base}/boot/52:54:00:aa:00:07.ipxe"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        script.contains("kiln.node=d525400aa0007.lab.example"),
+        "{script}"
+    );
+    let token = script
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("kiln.token="))
+        .unwrap_or_default();
+    assert!(!token.is_empty(), "{script}");
+    let callback = reqwest::Client::new()
+        .put(format!("{base}/api/v2/nodes/d525400aa0007.lab.example"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"alive": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let node = loop {
         if let Ok(node) =

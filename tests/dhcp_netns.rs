@@ -218,7 +218,7 @@ async fn serve(
         server_ip: SERVER_IP.parse().unwrap(),
         api_url: format!("http://{SERVER_IP}:3000"),
     };
-    start(net.server_socket(), table, ctx, tx).unwrap();
+    start(net.server_socket(), table, ctx, tx, Default::default()).unwrap();
     (test_db, rx)
 }
 

@@ -7,11 +7,13 @@
 //! back; the previous token stops working.
 
 use actix_web::{get, route, web, HttpRequest, HttpResponse};
+use entity::node;
 
 use super::ApiError;
 use crate::app::AppState;
 use crate::db::{bootenvs, nodes, Key};
 use crate::provisioner::boot::{ipxe_script, variables, BootUrls};
+use crate::provisioner::discovery;
 use crate::provisioner::template::render;
 
 fn urls(state: &AppState) -> BootUrls {
@@ -60,12 +62,14 @@ async fn script(
 ) -> Result<HttpResponse, ApiError> {
     let mac = parse_mac(&path)?;
     let urls = urls(&state);
-    let Some(node) = nodes::find_by_mac(&state.db, &mac).await? else {
+    let Some(node) = find_or_await(&state, &mac).await? else {
+        state.sightings.boot_script(&mac, "sledgehammer");
         let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
         let vars = variables(&urls, None, None, &mac, None);
         return Ok(plain(ipxe_script(&discovery, &vars).map_err(render_error)?));
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
+    state.sightings.boot_script(&mac, &bootenv.name);
     let token = if bootenv.kind == "local" {
         None
     } else {
@@ -79,6 +83,15 @@ async fn script(
         .and_then(|i| i.ip.clone());
     let vars = variables(&urls, Some(&node), token.as_deref(), &mac, ip.as_deref());
     Ok(plain(ipxe_script(&bootenv, &vars).map_err(render_error)?))
+}
+
+/// The node owning `mac`; a machine kiln's DHCP server just leased an
+/// address to is waited for, so its discovery script carries a token.
+async fn find_or_await(state: &AppState, mac: &str) -> Result<Option<node::Model>, ApiError> {
+    match &state.dhcp_table {
+        Some(table) => Ok(discovery::await_registration(&state.db, table, mac).await?),
+        None => Ok(nodes::find_by_mac(&state.db, mac).await?),
+    }
 }
 
 #[get("/boot/answers/{mac}")]

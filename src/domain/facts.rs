@@ -60,6 +60,8 @@ pub struct RunFinished {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RebootScheduled {
     pub node_id: i64,
+    /// The noderole whose run scheduled it; it answers for the machine's return.
+    pub noderole_id: i64,
     pub node: String,
     pub delay_ms: u64,
 }

@@ -79,3 +79,23 @@ pub async fn finish_run<C: ConnectionTrait>(
         wake_annealer: true,
     })
 }
+
+/// A machine never came back from the reboot an active noderole scheduled:
+/// the noderole goes to error with `reason` added to its runlog, and its
+/// waiting descendants are blocked, as if its run had failed.
+pub async fn fail_unreturned<C: ConnectionTrait>(
+    db: &C,
+    noderole_id: i64,
+    reason: &str,
+) -> DomainResult<Effects> {
+    let row = noderoles::get(db, noderole_id).await?;
+    let runlog = format!("{}{reason}", row.runlog);
+    noderoles::record_run_result(db, noderole_id, false, None, &runlog).await?;
+    let mut facts = move_to(db, &[noderole_id], NoderoleState::Error, true).await?;
+    facts.extend(block_descendants(db, noderole_id).await?);
+    Ok(Effects {
+        facts,
+        runs: Vec::new(),
+        wake_annealer: true,
+    })
+}

@@ -47,6 +47,7 @@ fn publish_reboot(events: &Addr<EventBus>, ctx: &JigContext, delay_ms: u64) {
     );
     events.do_send(Publish(Fact::RebootScheduled(RebootScheduled {
         node_id: ctx.node.id,
+        noderole_id: ctx.noderole_id,
         node: ctx.node.name.clone(),
         delay_ms,
     })));

@@ -58,8 +58,10 @@ pub fn ipxe_script(
     }
     let files = &vars["files_url"];
     let append = render(&bootenv.append, vars)?;
+    // UEFI kernels load their initrd by name from iPXE's image list.
+    let initrd_name = bootenv.initrd.rsplit('/').next().unwrap_or_default();
     Ok(format!(
-        "#!ipxe\necho kiln: {} boots {}\nkernel {files}/{} {append}\ninitrd {files}/{}\nboot\n",
+        "#!ipxe\necho kiln: {} boots {}\nkernel {files}/{} initrd={initrd_name} {append}\ninitrd {files}/{}\nboot\n",
         vars["node_name"], bootenv.name, bootenv.kernel, bootenv.initrd
     ))
 }

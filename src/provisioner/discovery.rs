@@ -39,6 +39,29 @@ pub fn spawn(
     });
 }
 
+/// Waits (briefly) for a machine kiln's DHCP server just leased an address
+/// to be registered: iPXE asks for its boot script milliseconds after the
+/// ACK, and the script must name the node and carry its token.
+pub async fn await_registration(
+    db: &sea_orm::DatabaseConnection,
+    table: &DhcpTable,
+    mac: &str,
+) -> Result<Option<entity::node::Model>, crate::db::RepoError> {
+    let deadline = tokio::time::Instant::now() + REGISTRATION_WAIT;
+    loop {
+        if let Some(node) = nodes::find_by_mac(db, mac).await? {
+            return Ok(Some(node));
+        }
+        if table.leased(mac).is_none() || tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// How long a boot script request waits for its machine's registration.
+const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn register(
     orchestrator: &Orchestrator,
     table: &DhcpTable,

@@ -6,5 +6,8 @@ pub mod boot;
 pub mod dhcp;
 pub mod discovery;
 pub mod export;
+pub mod power;
+pub mod sightings;
 pub mod template;
 pub mod tftp;
+pub mod watchdog;

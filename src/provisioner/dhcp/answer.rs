@@ -28,7 +28,8 @@ pub struct Answer {
 /// How long an OFFERed pool address is held before a REQUEST.
 const OFFER_HOLD: Duration = Duration::from_secs(60);
 
-fn mac_of(req: &Message) -> Option<String> {
+/// The client's MAC, lower-case colon form.
+pub(super) fn mac_of(req: &Message) -> Option<String> {
     let chaddr = req.chaddr();
     (chaddr.len() >= 6).then(|| {
         chaddr[..6]

@@ -6,13 +6,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dhcproto::v4::Message;
+use dhcproto::v4::{DhcpOption, Message, OptionCode};
 use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::answer::{answer, Answer, BootContext};
 use super::table::DhcpTable;
+use crate::provisioner::sightings::Sightings;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -52,6 +53,7 @@ pub fn start(
     table: Arc<DhcpTable>,
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
+    sightings: Arc<Sightings>,
 ) -> std::io::Result<DhcpHandle> {
     let socket = UdpSocket::from_std(socket)?;
     let local_addr = socket.local_addr()?;
@@ -60,7 +62,7 @@ pub fn start(
         local_addr,
         stats: stats.clone(),
     };
-    tokio::spawn(serve(socket, table, ctx, new_machines, stats));
+    tokio::spawn(serve(socket, table, ctx, new_machines, stats, sightings));
     Ok(handle)
 }
 
@@ -70,6 +72,7 @@ async fn serve(
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
     stats: Arc<DhcpStats>,
+    sightings: Arc<Sightings>,
 ) {
     let server_port = socket.local_addr().map(|a| a.port()).unwrap_or(67);
     let mut buf = vec![0u8; 4096];
@@ -97,8 +100,26 @@ async fn serve(
         let to = destination(&req, from, server_port);
         if socket.send_to(&bytes, to).await.is_ok() {
             stats.answered.fetch_add(1, Ordering::Relaxed);
+            record_sighting(&sightings, &req, &reply);
         }
     }
+}
+
+/// Keeps the answer as the machine's last DHCP contact, for runlogs of
+/// machines that never come back.
+fn record_sighting(sightings: &Sightings, req: &Message, reply: &Message) {
+    let Some(mac) = super::answer::mac_of(req) else {
+        return;
+    };
+    let kind = match reply.opts().msg_type() {
+        Some(kind) => format!("{kind:?}").to_uppercase(),
+        None => "reply".to_string(),
+    };
+    let mut line = format!("{kind} {}", reply.yiaddr());
+    if let Some(DhcpOption::BootfileName(file)) = reply.opts().get(OptionCode::BootfileName) {
+        line.push_str(&format!(" boot {}", String::from_utf8_lossy(file)));
+    }
+    sightings.dhcp_answer(&mac, line);
 }
 
 /// Decodes and answers one packet; `None` when it is not a DHCP message.

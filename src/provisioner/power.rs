@@ -1,0 +1,95 @@
+//! Power control: when a role schedules a node's reboot, the configured
+//! `power.command` (an IPMI wrapper, a PDU client, a VM monitor) cycles the
+//! machine once the delay has passed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::prelude::*;
+use sea_orm::DatabaseConnection;
+use tokio::process::Command;
+
+use crate::actors::trace::TraceRecorder;
+use crate::db::{nodes, Key};
+use crate::domain::facts::RebootScheduled;
+use crate::domain::Fact;
+
+/// How long a power command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs the power command for every scheduled reboot.
+pub struct PowerDriver {
+    db: DatabaseConnection,
+    command: PathBuf,
+    trace: std::sync::Arc<TraceRecorder>,
+}
+
+impl PowerDriver {
+    pub fn new(
+        db: DatabaseConnection,
+        command: PathBuf,
+        trace: std::sync::Arc<TraceRecorder>,
+    ) -> Self {
+        Self { db, command, trace }
+    }
+}
+
+impl Actor for PowerDriver {
+    type Context = Context<Self>;
+}
+
+impl Handler<Fact> for PowerDriver {
+    type Result = ();
+
+    fn handle(&mut self, fact: Fact, _: &mut Self::Context) {
+        let Fact::RebootScheduled(reboot) = fact else {
+            return;
+        };
+        let db = self.db.clone();
+        let command = self.command.clone();
+        let trace = self.trace.clone();
+        actix::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
+            trace.record("PowerDriver", "Machine", "PowerCycle", &reboot.node, "");
+            match cycle(&db, &command, &reboot).await {
+                Ok(()) => tracing::info!(node = %reboot.node, "power-cycled"),
+                Err(e) => tracing::error!(node = %reboot.node, error = %e, "power cycle failed"),
+            }
+        });
+    }
+}
+
+async fn cycle(
+    db: &DatabaseConnection,
+    command: &PathBuf,
+    reboot: &RebootScheduled,
+) -> Result<(), String> {
+    let node = nodes::get_view(db, &Key::Id(reboot.node_id))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mac = node
+        .interfaces
+        .first()
+        .map(|i| i.mac.clone())
+        .unwrap_or_default();
+    let run = Command::new(command)
+        .env("KILN_NODE", &reboot.node)
+        .env("KILN_MAC", mac)
+        .env("KILN_POWER_ACTION", "cycle")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(COMMAND_TIMEOUT, run)
+        .await
+        .map_err(|_| format!("{} took over {COMMAND_TIMEOUT:?}", command.display()))?
+        .map_err(|e| format!("cannot run {}: {e}", command.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} exited with {}: {}",
+            command.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}

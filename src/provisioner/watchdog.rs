@@ -1,0 +1,113 @@
+//! A machine that never comes back from the reboot a role scheduled (a
+//! dead disk, a firmware that does not netboot, an installer that hangs)
+//! must not look installed forever. Each `RebootScheduled` arms a deadline;
+//! the node calling back `alive: true` disarms it; past it, the noderole
+//! that scheduled the reboot goes to error with what kiln last saw of the
+//! machine in its runlog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::sightings::Sightings;
+use crate::db::{noderoles, nodes, Key};
+use crate::domain::facts::RebootScheduled;
+use crate::domain::{Fact, NoderoleState};
+use crate::orchestrator::Orchestrator;
+
+/// Watches every scheduled reboot until its node is alive again.
+pub struct InstallWatchdog {
+    orchestrator: Orchestrator,
+    sightings: Arc<Sightings>,
+    timeout: Duration,
+    /// The newest reboot each node owes a return from, by generation.
+    armed: HashMap<i64, u64>,
+    generation: u64,
+}
+
+impl InstallWatchdog {
+    pub fn new(orchestrator: Orchestrator, sightings: Arc<Sightings>, timeout: Duration) -> Self {
+        Self {
+            orchestrator,
+            sightings,
+            timeout,
+            armed: HashMap::new(),
+            generation: 0,
+        }
+    }
+
+    fn arm(&mut self, reboot: RebootScheduled, ctx: &mut Context<Self>) {
+        self.generation += 1;
+        let generation = self.generation;
+        self.armed.insert(reboot.node_id, generation);
+        let deadline = Duration::from_millis(reboot.delay_ms) + self.timeout;
+        ctx.run_later(deadline, move |watchdog, ctx| {
+            if watchdog.armed.get(&reboot.node_id) != Some(&generation) {
+                return;
+            }
+            watchdog.armed.remove(&reboot.node_id);
+            let orchestrator = watchdog.orchestrator.clone();
+            let sightings = watchdog.sightings.clone();
+            let timeout = watchdog.timeout;
+            ctx.spawn(
+                async move {
+                    if let Err(e) = expire(&orchestrator, &sightings, &reboot, timeout).await {
+                        tracing::error!(node = %reboot.node, error = %e, "install watchdog failed");
+                    }
+                }
+                .into_actor(watchdog),
+            );
+        });
+    }
+}
+
+impl Actor for InstallWatchdog {
+    type Context = Context<Self>;
+}
+
+impl Handler<Fact> for InstallWatchdog {
+    type Result = ();
+
+    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+        match fact {
+            Fact::RebootScheduled(reboot) => self.arm(reboot, ctx),
+            Fact::NodeAliveChanged(changed) if changed.alive => {
+                self.armed.remove(&changed.node_id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The deadline passed: unless the node is alive after all (it came back
+/// without saying so through a fact this watchdog saw), fail the noderole.
+async fn expire(
+    orchestrator: &Orchestrator,
+    sightings: &Sightings,
+    reboot: &RebootScheduled,
+    timeout: Duration,
+) -> Result<(), crate::domain::DomainError> {
+    let db = orchestrator.db();
+    let node = nodes::get_view(db, &Key::Id(reboot.node_id)).await?;
+    if node.node.alive {
+        return Ok(());
+    }
+    let noderole = noderoles::get(db, reboot.noderole_id).await?;
+    if noderole.state != NoderoleState::Active.as_str() {
+        return Ok(());
+    }
+    let macs: Vec<String> = node.interfaces.iter().map(|i| i.mac.clone()).collect();
+    let reason = format!(
+        "{} did not come back alive within {}s of its scheduled reboot (bootenv now {})\n{}",
+        reboot.node,
+        timeout.as_secs(),
+        node.node.bootenv,
+        sightings.describe(&macs)
+    );
+    tracing::warn!(node = %reboot.node, noderole = reboot.noderole_id, "{}", reason.trim_end());
+    orchestrator
+        .fail_unreturned(reboot.noderole_id, reason)
+        .await
+}
