@@ -113,6 +113,30 @@ struct ApiArgs {
     json: bool,
 }
 
+/// Where a benchmark runs and where its JSON goes.
+#[derive(clap::Args)]
+struct BenchTarget {
+    /// Run on a scratch SQLite file instead of PostgreSQL.
+    #[arg(long)]
+    sqlite: bool,
+    /// PostgreSQL server (a database on it) where the scratch database is made.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres: String,
+    /// Also write the numbers as JSON here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+impl BenchTarget {
+    fn backend(&self) -> kiln::db::Backend {
+        if self.sqlite {
+            kiln::db::Backend::Sqlite
+        } else {
+            kiln::db::Backend::Postgres
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Bench {
     /// Annealing throughput against the database's commit bound.
@@ -123,15 +147,49 @@ enum Bench {
         roles: usize,
         #[arg(long, default_value_t = 10)]
         cap: usize,
-        /// Run on a scratch SQLite file instead of PostgreSQL.
-        #[arg(long)]
-        sqlite: bool,
-        /// PostgreSQL server (a database on it) where the scratch database is made.
-        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
-        postgres: String,
-        /// Also write the numbers as JSON here.
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
+        #[command(flatten)]
+        target: BenchTarget,
+    },
+    /// Time per transition at growing cluster sizes.
+    Scale {
+        /// Cluster sizes in nodes, smallest first.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        roles: usize,
+        #[arg(long, default_value_t = 10)]
+        cap: usize,
+        #[command(flatten)]
+        target: BenchTarget,
+    },
+    /// Resident memory per idle node actor.
+    Memory {
+        #[arg(long, default_value_t = 10000)]
+        nodes: usize,
+        #[command(flatten)]
+        target: BenchTarget,
+    },
+    /// Listing every node through the API against the database's own JSON.
+    Api {
+        #[arg(long, default_value_t = 10000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[command(flatten)]
+        target: BenchTarget,
+    },
+    /// The seed's OS install on simulated machines, commit to alive.
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 10)]
+        cap: usize,
+        #[arg(long, default_value_t = 1000)]
+        reboot_delay_ms: u64,
+        #[arg(long, default_value_t = 500)]
+        install_ms: u64,
+        #[command(flatten)]
+        target: BenchTarget,
     },
 }
 
@@ -200,26 +258,73 @@ async fn apply(settings: Settings, file: PathBuf, dry_run: bool) -> anyhow::Resu
 }
 
 async fn run_bench(bench: Bench) -> anyhow::Result<()> {
-    let Bench::Anneal {
-        nodes,
-        roles,
-        cap,
-        sqlite,
-        postgres,
-        json,
-    } = bench;
-    let params = kiln::bench::anneal::AnnealParams {
-        nodes,
-        roles: roles.max(1),
-        cap,
-        backend: if sqlite {
-            kiln::db::Backend::Sqlite
-        } else {
-            kiln::db::Backend::Postgres
-        },
-        postgres_server: postgres,
+    use kiln::bench::{anneal::AnnealParams, api::ApiParams, seed::SeedParams};
+    let (report, json) = match bench {
+        Bench::Anneal {
+            nodes,
+            roles,
+            cap,
+            target,
+        } => {
+            let params = AnnealParams {
+                nodes,
+                roles: roles.max(1),
+                cap,
+                backend: target.backend(),
+                postgres_server: target.postgres.clone(),
+            };
+            (kiln::bench::anneal::run(&params).await?, target.json)
+        }
+        Bench::Scale {
+            sizes,
+            roles,
+            cap,
+            target,
+        } => {
+            let params = AnnealParams {
+                nodes: 0,
+                roles: roles.max(1),
+                cap,
+                backend: target.backend(),
+                postgres_server: target.postgres.clone(),
+            };
+            (kiln::bench::scale::run(&params, &sizes).await?, target.json)
+        }
+        Bench::Memory { nodes, target } => (
+            kiln::bench::memory::run(nodes, target.backend(), &target.postgres).await?,
+            target.json,
+        ),
+        Bench::Api {
+            nodes,
+            rounds,
+            target,
+        } => {
+            let params = ApiParams {
+                nodes,
+                rounds,
+                backend: target.backend(),
+                postgres_server: target.postgres.clone(),
+            };
+            (kiln::bench::api::run(&params).await?, target.json)
+        }
+        Bench::Seed {
+            nodes,
+            cap,
+            reboot_delay_ms,
+            install_ms,
+            target,
+        } => {
+            let params = SeedParams {
+                nodes,
+                cap,
+                reboot_delay_ms,
+                install_ms,
+                backend: target.backend(),
+                postgres_server: target.postgres.clone(),
+            };
+            (kiln::bench::seed::run(&params).await?, target.json)
+        }
     };
-    let report = kiln::bench::anneal::run(&params).await?;
     report.write_json(json.as_deref())?;
     print!("{}", report.render());
     Ok(())

@@ -6,11 +6,9 @@ use std::time::{Duration, Instant};
 
 use sea_orm::TransactionTrait;
 
-use super::{commit_bound, scratch::Scratch, BenchError, Report, Row};
-use crate::db::nodes::{NewInterface, NewNode};
+use super::{commit_bound, fleet, scratch::Scratch, BenchError, Report, Row};
 use crate::db::roles::{self, JigKind, RoleSpec};
 use crate::db::{deployments, noderoles, Backend, Key};
-use crate::domain::binding::{bind, BindRequest};
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 
 /// What to measure.
@@ -56,6 +54,17 @@ async fn measure(
     scratch: &Scratch,
     params: &AnnealParams,
 ) -> Result<(f64, Duration, f64, Duration), BenchError> {
+    let kiln_time = kiln_anneal(scratch, params).await?;
+    let transitions = params.nodes * params.roles;
+    let kiln_rate = transitions as f64 / kiln_time.as_secs_f64();
+    let (bound_rate, bound_time) =
+        commit_bound::measure(&scratch.db, transitions, params.cap).await?;
+    Ok((kiln_rate, kiln_time, bound_rate, bound_time))
+}
+
+/// Builds the cluster on `scratch`, then times kiln from the commit until
+/// every noderole is active.
+pub async fn kiln_anneal(scratch: &Scratch, params: &AnnealParams) -> Result<Duration, BenchError> {
     build_cluster(scratch, params).await?;
     let options = OrchestratorOptions {
         max_concurrent_runs: params.cap,
@@ -91,11 +100,7 @@ async fn measure(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let kiln_time = started.elapsed();
-    let kiln_rate = transitions as f64 / kiln_time.as_secs_f64();
-    let (bound_rate, bound_time) =
-        commit_bound::measure(&scratch.db, transitions as usize, params.cap).await?;
-    Ok((kiln_rate, kiln_time, bound_rate, bound_time))
+    Ok(started.elapsed())
 }
 
 /// Roles r0 <- r1 <- ... (implicit, so each node chains on itself), nodes,
@@ -116,42 +121,8 @@ async fn build_cluster(scratch: &Scratch, params: &AnnealParams) -> Result<(), B
     deployments::create(&txn, "bench", None, "")
         .await
         .map_err(|e| setup(e.into()))?;
-    for n in 0..params.nodes {
-        let name = format!("b{n}.bench.example");
-        crate::domain::nodes::create_node(
-            &txn,
-            NewNode {
-                name: name.clone(),
-                alive: true,
-                available: true,
-                bootenv: "local".into(),
-                interfaces: vec![NewInterface {
-                    mac: format!(
-                        "52:54:{:02x}:{:02x}:{:02x}:01",
-                        n >> 16 & 255,
-                        n >> 8 & 255,
-                        n & 255
-                    ),
-                    ip: None,
-                    hostname: None,
-                }],
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(setup)?;
-        bind(
-            &txn,
-            &BindRequest {
-                node: Key::Name(name),
-                role: Key::Name(format!("r{}", params.roles - 1)),
-                deployment: Key::Name("bench".into()),
-                data: None,
-            },
-        )
-        .await
-        .map_err(setup)?;
-    }
+    let last_role = format!("r{}", params.roles - 1);
+    fleet::add_nodes(&txn, params.nodes, Some((&last_role, "bench"))).await?;
     txn.commit().await?;
     Ok(())
 }

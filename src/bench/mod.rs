@@ -7,8 +7,13 @@
 //! as JSON to a file.
 
 pub mod anneal;
+pub mod api;
 pub mod commit_bound;
+pub mod fleet;
+pub mod memory;
+pub mod scale;
 pub mod scratch;
+pub mod seed;
 
 use std::fmt::Write as _;
 use std::path::Path;
