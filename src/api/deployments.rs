@@ -26,7 +26,7 @@ struct CreateDeployment {
 )]
 #[get("/deployments")]
 async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(deployments::list(&state.db).await?))
+    Ok(HttpResponse::Ok().json(deployments::list_observed(&state.db).await?))
 }
 
 #[utoipa::path(
@@ -66,7 +66,7 @@ async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(deployments::get(&state.db, &Key::parse(&path)).await?))
+    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &Key::parse(&path)).await?))
 }
 
 #[utoipa::path(
@@ -84,7 +84,7 @@ async fn commit(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     state.orchestrator.commit_deployment(&key).await?;
-    Ok(HttpResponse::Ok().json(deployments::get(&state.db, &key).await?))
+    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &key).await?))
 }
 
 #[utoipa::path(
@@ -102,7 +102,7 @@ async fn propose(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     state.orchestrator.propose_deployment(&key).await?;
-    Ok(HttpResponse::Ok().json(deployments::get(&state.db, &key).await?))
+    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &key).await?))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

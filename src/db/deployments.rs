@@ -2,8 +2,7 @@
 
 use entity::deployment;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
 use super::{now, Key, RepoError, RepoResult};
@@ -43,18 +42,6 @@ pub async fn get<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<deployment
         .ok_or_else(|| RepoError::not_found("deployment", key))
 }
 
-/// One deployment by id, its row locked until the transaction ends
-/// (`FOR UPDATE` on PostgreSQL; SQLite already serialises writers), so
-/// concurrent runs settling the same deployment take turns and the last one
-/// sees every other's committed noderole states.
-pub async fn get_locked<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<deployment::Model> {
-    deployment::Entity::find_by_id(id)
-        .lock_exclusive()
-        .one(db)
-        .await?
-        .ok_or_else(|| RepoError::not_found("deployment", &Key::Id(id)))
-}
-
 /// Creates a deployment under `parent` (default `system`), proposed.
 pub async fn create<C: ConnectionTrait>(
     db: &C,
@@ -90,6 +77,46 @@ pub async fn create<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| RepoError::from_write(e, "deployment", name))
+}
+
+/// The deployment as an operator sees it. Only `proposed` and `committed`
+/// are stored (the operator's intent); a committed deployment reads as
+/// `error` while any of its noderoles is in error and `active` once all
+/// are active. Deriving it on read, rather than writing it on every
+/// noderole move, means concurrent runs never race to settle it and a
+/// transition never pays for it.
+pub async fn observed<C: ConnectionTrait>(
+    db: &C,
+    mut row: deployment::Model,
+) -> RepoResult<deployment::Model> {
+    use crate::db::noderoles::{any_in_state, any_not_in_state};
+    use crate::domain::NoderoleState;
+    if row.state == DeploymentState::Proposed.as_str() {
+        return Ok(row);
+    }
+    let state = if any_in_state(db, row.id, NoderoleState::Error).await? {
+        DeploymentState::Error
+    } else if any_not_in_state(db, row.id, NoderoleState::Active).await? {
+        DeploymentState::Committed
+    } else {
+        DeploymentState::Active
+    };
+    row.state = state.as_str().into();
+    Ok(row)
+}
+
+/// [`get`] with the observed state.
+pub async fn get_observed<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<deployment::Model> {
+    observed(db, get(db, key).await?).await
+}
+
+/// [`list`] with observed states.
+pub async fn list_observed<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<deployment::Model>> {
+    let mut rows = Vec::new();
+    for row in list(db).await? {
+        rows.push(observed(db, row).await?);
+    }
+    Ok(rows)
 }
 
 /// Every deployment, parents before children (by id).

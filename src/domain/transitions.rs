@@ -24,9 +24,6 @@ pub async fn move_to<C: ConnectionTrait>(
     }
     let moving_ids: Vec<i64> = moving.iter().map(|r| r.id).collect();
     noderoles::set_state(db, &moving_ids, to).await?;
-    let mut deployments: Vec<i64> = moving.iter().map(|r| r.deployment_id).collect();
-    deployments.sort_unstable();
-    deployments.dedup();
     let leaving_active: Vec<i64> = moving
         .iter()
         .filter(|r| r.state() == NoderoleState::Active)
@@ -36,9 +33,6 @@ pub async fn move_to<C: ConnectionTrait>(
         noderoles::adjust_unmet_parents(db, &moving_ids, -1).await?;
     } else if !leaving_active.is_empty() {
         noderoles::adjust_unmet_parents(db, &leaving_active, 1).await?;
-    }
-    for deployment_id in deployments {
-        settle_deployment_state(db, deployment_id).await?;
     }
     Ok(moving
         .into_iter()
@@ -107,32 +101,4 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
         }
     }
     Ok(facts)
-}
-
-/// A committed deployment is `active` when all its noderoles are active and
-/// `error` while any is in error (DESIGN section 2); a proposed one stays
-/// proposed until the operator commits it. Two indexed existence checks, so
-/// the cost does not grow with the deployment's size. The deployment row is
-/// locked first: without it, runs finishing together on PostgreSQL each see
-/// the others' noderoles still in transition and none marks it active.
-async fn settle_deployment_state<C: ConnectionTrait>(
-    db: &C,
-    deployment_id: i64,
-) -> DomainResult<()> {
-    use crate::db::deployments::{self, DeploymentState};
-    let row = deployments::get_locked(db, deployment_id).await?;
-    if row.state == DeploymentState::Proposed.as_str() {
-        return Ok(());
-    }
-    let state = if noderoles::any_in_state(db, deployment_id, NoderoleState::Error).await? {
-        DeploymentState::Error
-    } else if noderoles::any_not_in_state(db, deployment_id, NoderoleState::Active).await? {
-        DeploymentState::Committed
-    } else {
-        DeploymentState::Active
-    };
-    if row.state != state.as_str() {
-        deployments::set_state(db, deployment_id, state).await?;
-    }
-    Ok(())
 }
