@@ -17,6 +17,7 @@ use crate::app::Application;
 use crate::cluster;
 use crate::db::{deployments, noderoles, Backend, Key};
 use crate::domain::binding::{bind, BindRequest};
+use crate::domain::RunState;
 use crate::settings::Settings;
 
 /// What to measure.
@@ -132,7 +133,26 @@ async fn measure(
     )
     .await?;
     let elapsed = started.elapsed();
-    Ok((elapsed, run_totals(db, committed_at).await?))
+    let totals = run_totals(db, committed_at).await?;
+    // The last bootenv changes still re-run the DHCP database; let them
+    // finish before the scratch database is dropped under them.
+    wait_until(
+        db,
+        Duration::from_secs(60),
+        "the last runs to finish",
+        |db| async move {
+            let unfinished = run::Entity::find()
+                .filter(
+                    run::Column::State
+                        .is_in([RunState::Queued.as_str(), RunState::Running.as_str()]),
+                )
+                .count(&db)
+                .await?;
+            Ok(unfinished == 0)
+        },
+    )
+    .await?;
+    Ok((elapsed, totals))
 }
 
 fn settings(

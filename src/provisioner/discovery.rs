@@ -31,9 +31,27 @@ pub fn spawn(
     mut machines: mpsc::UnboundedReceiver<(String, Ipv4Addr)>,
 ) {
     actix::spawn(async move {
-        while let Some((mac, ip)) = machines.recv().await {
-            if let Err(e) = register(&orchestrator, &table, &mac, ip).await {
-                tracing::error!(%mac, %ip, error = %e, "could not register a discovered machine");
+        while let Some(first) = machines.recv().await {
+            // A rack powering on sends hundreds at once: register all that
+            // are waiting, then reload the DHCP table once for the batch.
+            let mut batch = vec![first];
+            while let Ok(next) = machines.try_recv() {
+                batch.push(next);
+            }
+            let mut registered = 0;
+            for (mac, ip) in batch {
+                match register(&orchestrator, &table, &mac, ip).await {
+                    Ok(true) => registered += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::error!(%mac, %ip, error = %e, "could not register a discovered machine")
+                    }
+                }
+            }
+            if registered > 0 {
+                if let Err(e) = table.load(orchestrator.db()).await {
+                    tracing::error!(error = %e, "could not reload the DHCP table after discovery");
+                }
             }
         }
     });
@@ -62,12 +80,14 @@ pub async fn await_registration(
 /// How long a boot script request waits for its machine's registration.
 const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Records the lease and, for a MAC no node has, creates its node; true
+/// when a node was created.
 async fn register(
     orchestrator: &Orchestrator,
     table: &DhcpTable,
     mac: &str,
     ip: Ipv4Addr,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let db = orchestrator.db();
     let domain = table.network_for(ip).map(|n| n.domain).unwrap_or_default();
     let expires = chrono::Utc::now()
@@ -95,7 +115,7 @@ async fn register(
         .map_err(|e| e.to_string())?
         .is_some()
     {
-        return Ok(());
+        return Ok(false);
     }
     orchestrator
         .create_node(NewNode {
@@ -111,7 +131,6 @@ async fn register(
         })
         .await
         .map_err(|e| e.to_string())?;
-    table.load(db).await.map_err(|e| e.to_string())?;
     tracing::info!(%mac, %ip, "registered a new machine");
-    Ok(())
+    Ok(true)
 }

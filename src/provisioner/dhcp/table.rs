@@ -1,7 +1,8 @@
 //! The DHCP server's view of the world: hosts by MAC, networks, leases.
 
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -72,20 +73,65 @@ struct PoolLease {
     until: Instant,
 }
 
+/// Pool leases indexed both ways, so handing out an address costs the same
+/// with 60,000 leases as with one (a rack powering on is a DHCP storm).
+#[derive(Debug, Default)]
+struct Leases {
+    by_mac: HashMap<String, PoolLease>,
+    by_ip: HashMap<Ipv4Addr, String>,
+    /// Where the next search for a free address starts: just past the last
+    /// address handed out, so a growing pool is not rescanned from its start.
+    cursor: u32,
+}
+
+impl Leases {
+    fn insert(&mut self, mac: &str, lease: PoolLease) {
+        if let Some(old) = self.by_mac.insert(mac.to_string(), lease) {
+            if old.ip != lease.ip {
+                self.by_ip.remove(&old.ip);
+            }
+        }
+        self.by_ip.insert(lease.ip, mac.to_string());
+    }
+
+    fn remove(&mut self, mac: &str) {
+        if let Some(old) = self.by_mac.remove(mac) {
+            self.by_ip.remove(&old.ip);
+        }
+    }
+
+    /// Whether another MAC holds `ip` now; a lapsed holder is dropped.
+    fn held_by_other(&mut self, ip: Ipv4Addr, mac: &str, now: Instant) -> bool {
+        let Some(holder) = self.by_ip.get(&ip) else {
+            return false;
+        };
+        if holder == mac {
+            return false;
+        }
+        let live = self.by_mac.get(holder).is_some_and(|l| l.until > now);
+        if !live {
+            let holder = holder.clone();
+            self.remove(&holder);
+        }
+        live
+    }
+}
+
 /// Hosts, networks and pool leases, shared by the server and the jig that
 /// refreshes it.
 #[derive(Debug, Default)]
 pub struct DhcpTable {
     hosts: DashMap<String, Host>,
+    host_ips: RwLock<HashSet<Ipv4Addr>>,
     networks: Mutex<Vec<Network>>,
-    leases: DashMap<String, PoolLease>,
+    leases: Mutex<Leases>,
     quarantined: DashMap<Ipv4Addr, Instant>,
 }
 
 impl DhcpTable {
     /// Reloads hosts and networks from the database (a few queries).
     pub async fn load(&self, db: &DatabaseConnection) -> Result<usize, sea_orm::DbErr> {
-        let mut fresh = std::collections::HashMap::new();
+        let mut fresh = HashMap::new();
         for entry in crate::provisioner::export::hosts(db).await? {
             let Ok(ip) = entry.ip.parse() else { continue };
             fresh.insert(
@@ -97,11 +143,8 @@ impl DhcpTable {
                 },
             );
         }
-        self.hosts.retain(|mac, _| fresh.contains_key(mac));
         let count = fresh.len();
-        for (mac, host) in fresh {
-            self.hosts.insert(mac, host);
-        }
+        self.replace_hosts(fresh);
         let networks = network::Entity::find()
             .all(db)
             .await?
@@ -110,6 +153,15 @@ impl DhcpTable {
             .collect();
         *self.networks.lock().expect("networks lock") = networks;
         Ok(count)
+    }
+
+    fn replace_hosts(&self, fresh: HashMap<String, Host>) {
+        self.hosts.retain(|mac, _| fresh.contains_key(mac));
+        *self.host_ips.write().expect("host addresses lock") =
+            fresh.values().map(|h| h.ip).collect();
+        for (mac, host) in fresh {
+            self.hosts.insert(mac, host);
+        }
     }
 
     /// Replaces the networks (tests; `load` reads them from the database).
@@ -146,37 +198,46 @@ impl DhcpTable {
     /// a declined one.
     pub fn pool_address(&self, mac: &str, net: &Network, hold: Duration) -> Option<Ipv4Addr> {
         let now = Instant::now();
-        if let Some(mut lease) = self.leases.get_mut(mac) {
+        let mut leases = self.leases.lock().expect("leases lock");
+        if let Some(lease) = leases.by_mac.get_mut(mac) {
             if net.contains(lease.ip) {
                 lease.until = lease.until.max(now + hold);
                 return Some(lease.ip);
             }
         }
         let (start, end) = net.pool?;
-        let taken = |ip: Ipv4Addr| {
-            self.hosts.iter().any(|h| h.ip == ip)
-                || self
-                    .leases
-                    .iter()
-                    .any(|l| l.key() != mac && l.ip == ip && l.until > now)
-                || self.quarantined.get(&ip).is_some_and(|t| *t > now)
+        let (start, end) = (u32::from(start), u32::from(end));
+        let size = end.checked_sub(start)? + 1;
+        let first = if (start..=end).contains(&leases.cursor) {
+            leases.cursor
+        } else {
+            start
         };
-        let ip = (u32::from(start)..=u32::from(end))
-            .map(Ipv4Addr::from)
-            .find(|ip| !taken(*ip))?;
-        self.leases.insert(
-            mac.to_string(),
+        let host_ips = self.host_ips.read().expect("host addresses lock");
+        let ip = (0..size)
+            .map(|step| Ipv4Addr::from(start + (first - start + step) % size))
+            .find(|ip| {
+                !host_ips.contains(ip)
+                    && self.quarantined.get(ip).is_none_or(|t| *t <= now)
+                    && !leases.held_by_other(*ip, mac, now)
+            })?;
+        leases.insert(
+            mac,
             PoolLease {
                 ip,
                 until: now + hold,
             },
         );
+        leases.cursor = u32::from(ip).wrapping_add(1);
         Some(ip)
     }
 
     /// The pool address `mac` holds now, if any.
     pub fn leased(&self, mac: &str) -> Option<Ipv4Addr> {
         self.leases
+            .lock()
+            .expect("leases lock")
+            .by_mac
             .get(mac)
             .filter(|l| l.until > Instant::now())
             .map(|l| l.ip)
@@ -184,13 +245,92 @@ impl DhcpTable {
 
     /// Gives a pool address back (RELEASE).
     pub fn release(&self, mac: &str) {
-        self.leases.remove(mac);
+        self.leases.lock().expect("leases lock").remove(mac);
     }
 
     /// A client said the address is in use elsewhere (DECLINE).
     pub fn decline(&self, mac: &str, ip: Ipv4Addr) {
-        self.leases.remove(mac);
+        self.release(mac);
         self.quarantined
             .insert(ip, Instant::now() + Duration::from_secs(600));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn network(pool: (&str, &str)) -> Network {
+        Network {
+            address: "10.20.0.0".parse().unwrap(),
+            prefix: 16,
+            router: None,
+            dns: Vec::new(),
+            domain: String::new(),
+            pool: Some((pool.0.parse().unwrap(), pool.1.parse().unwrap())),
+            lease_secs: 3600,
+        }
+    }
+
+    fn table_with_host(ip: &str) -> DhcpTable {
+        let table = DhcpTable::default();
+        let host = Host {
+            node: "n1".into(),
+            ip: ip.parse().unwrap(),
+            local_boot: false,
+        };
+        table.replace_hosts(HashMap::from([("52:54:00:00:00:01".to_string(), host)]));
+        table
+    }
+
+    fn mac(i: u32) -> String {
+        let b = i.to_be_bytes();
+        format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3])
+    }
+
+    #[test]
+    fn a_storm_gets_distinct_addresses_around_hosts_until_the_pool_is_full() {
+        let table = table_with_host("10.20.0.5");
+        let net = network(("10.20.0.1", "10.20.39.16"));
+        let hold = Duration::from_secs(60);
+        let mut seen = HashSet::new();
+        for i in 0..9999 {
+            let ip = table
+                .pool_address(&mac(i), &net, hold)
+                .expect("a free address");
+            assert_ne!(ip, "10.20.0.5".parse::<Ipv4Addr>().unwrap());
+            assert!(seen.insert(ip), "{ip} handed out twice");
+        }
+        assert_eq!(
+            table.pool_address(&mac(10_000), &net, hold),
+            None,
+            "pool is full"
+        );
+        let again = table.pool_address(&mac(17), &net, hold);
+        assert_eq!(again, table.leased(&mac(17)), "a MAC keeps its address");
+    }
+
+    #[test]
+    fn released_lapsed_and_declined_addresses() {
+        let table = table_with_host("10.20.0.200");
+        let net = network(("10.20.0.1", "10.20.0.3"));
+        let short = Duration::from_millis(1);
+        let hold = Duration::from_secs(60);
+        let a = table.pool_address(&mac(1), &net, short).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let b = table.pool_address(&mac(2), &net, hold).unwrap();
+        let c = table.pool_address(&mac(3), &net, hold).unwrap();
+        // The pool is 3 addresses; the first lease lapsed, so a fourth MAC
+        // gets it back.
+        assert_eq!(table.pool_address(&mac(4), &net, hold), Some(a));
+        assert_eq!(table.leased(&mac(1)), None);
+        table.release(&mac(2));
+        assert_eq!(table.pool_address(&mac(5), &net, hold), Some(b));
+        table.decline(&mac(3), c);
+        assert_eq!(
+            table.pool_address(&mac(6), &net, hold),
+            None,
+            "declined address is quarantined"
+        );
     }
 }
