@@ -9,7 +9,7 @@ use actix::prelude::*;
 use sea_orm::{EntityTrait, TransactionTrait};
 use tracing::Instrument;
 
-use super::runtime::Runtime;
+use super::runtime::{persistently, Runtime};
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
 use crate::db::runs;
 use crate::domain::outcome::{finish_run, start_run, JigResult};
@@ -193,30 +193,6 @@ impl Handler<RunDone> for NodeActor {
     fn handle(&mut self, _: RunDone, ctx: &mut Self::Context) {
         self.current = None;
         self.pump(ctx);
-    }
-}
-
-/// Retries a database step that failed for a passing reason (a lost
-/// connection, a busy database): a run that executed must be recorded, or
-/// its noderole would stay in transition.
-async fn persistently<T, F, Fut>(what: &str, mut step: F) -> Result<T, DomainError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, DomainError>>,
-{
-    let mut delay = std::time::Duration::from_millis(20);
-    let mut attempt = 0;
-    loop {
-        match step().await {
-            Ok(value) => return Ok(value),
-            Err(DomainError::Repo(crate::db::RepoError::Database(e))) if attempt < 30 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(2));
-            }
-            Err(e) => return Err(e),
-        }
     }
 }
 

@@ -20,7 +20,7 @@ use super::scheduler::Scheduler;
 use super::trace::TraceRecorder;
 use crate::db::noderoles;
 use crate::domain::anneal::QueueSeq;
-use crate::domain::{Effects, Fact};
+use crate::domain::{DomainError, Effects, Fact};
 use crate::jigs::Jigs;
 
 /// Run counters for `/metrics`.
@@ -210,5 +210,30 @@ impl Runtime {
                 (ticket, node)
             })
             .collect()
+    }
+}
+
+/// Retries a database step that failed for a passing reason (a lost
+/// connection, a busy database, a deadlock PostgreSQL broke): a run that
+/// executed must be recorded, or its noderole would stay in transition, and
+/// a hook's re-run must be queued, or the DHCP answers would lag behind.
+pub async fn persistently<T, F, Fut>(what: &str, mut step: F) -> Result<T, DomainError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, DomainError>>,
+{
+    let mut delay = std::time::Duration::from_millis(20);
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(DomainError::Repo(crate::db::RepoError::Database(e))) if attempt < 30 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(std::time::Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -14,67 +14,69 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let runs = state.orchestrator.counters();
     let scheduler = state.orchestrator.scheduler_status().await?;
     let annealer = state.orchestrator.annealer_status().await?;
+    let scalars: [(&str, &str, &str, u64); 9] = [
+        (
+            "kiln_runs_queued_total",
+            "counter",
+            "Runs queued.",
+            runs.queued_total,
+        ),
+        (
+            "kiln_runs_started_total",
+            "counter",
+            "Runs started.",
+            runs.started_total,
+        ),
+        (
+            "kiln_runs_succeeded_total",
+            "counter",
+            "Runs that succeeded.",
+            runs.succeeded_total,
+        ),
+        (
+            "kiln_runs_failed_total",
+            "counter",
+            "Runs that failed.",
+            runs.failed_total,
+        ),
+        (
+            "kiln_run_queue_depth",
+            "gauge",
+            "Runs queued, not started.",
+            runs.queue_depth,
+        ),
+        (
+            "kiln_slots_capacity",
+            "gauge",
+            "Global run slots.",
+            scheduler.capacity as u64,
+        ),
+        (
+            "kiln_slots_in_use",
+            "gauge",
+            "Slots held by running runs.",
+            scheduler.in_use as u64,
+        ),
+        (
+            "kiln_slot_waiting_runs",
+            "gauge",
+            "Runs waiting for a slot.",
+            scheduler.waiting.len() as u64,
+        ),
+        (
+            "kiln_annealer_passes_total",
+            "counter",
+            "Annealer passes.",
+            annealer.passes,
+        ),
+    ];
     let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+    for (name, kind, help, value) in scalars {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
-    };
-    metric(
-        "kiln_runs_queued_total",
-        "counter",
-        "Runs queued.",
-        runs.queued_total.to_string(),
-    );
-    metric(
-        "kiln_runs_started_total",
-        "counter",
-        "Runs started.",
-        runs.started_total.to_string(),
-    );
-    metric(
-        "kiln_runs_succeeded_total",
-        "counter",
-        "Runs that succeeded.",
-        runs.succeeded_total.to_string(),
-    );
-    metric(
-        "kiln_runs_failed_total",
-        "counter",
-        "Runs that failed.",
-        runs.failed_total.to_string(),
-    );
-    metric(
-        "kiln_run_queue_depth",
-        "gauge",
-        "Runs queued, not started.",
-        runs.queue_depth.to_string(),
-    );
-    metric(
-        "kiln_slots_capacity",
-        "gauge",
-        "Global run slots.",
-        scheduler.capacity.to_string(),
-    );
-    metric(
-        "kiln_slots_in_use",
-        "gauge",
-        "Slots held by running runs.",
-        scheduler.in_use.to_string(),
-    );
-    metric(
-        "kiln_slot_waiting_runs",
-        "gauge",
-        "Runs waiting for a slot.",
-        scheduler.waiting.len().to_string(),
-    );
-    metric(
-        "kiln_annealer_passes_total",
-        "counter",
-        "Annealer passes.",
-        annealer.passes.to_string(),
-    );
+    }
     let _ = writeln!(
         out,
         "# HELP kiln_noderoles Noderoles by state.\n# TYPE kiln_noderoles gauge"

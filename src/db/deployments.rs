@@ -89,14 +89,14 @@ pub async fn observed<C: ConnectionTrait>(
     db: &C,
     mut row: deployment::Model,
 ) -> RepoResult<deployment::Model> {
-    use crate::db::noderoles::{any_in_state, any_not_in_state};
+    use crate::db::noderoles::{any_of_deployment, StateTest};
     use crate::domain::NoderoleState;
     if row.state == DeploymentState::Proposed.as_str() {
         return Ok(row);
     }
-    let state = if any_in_state(db, row.id, NoderoleState::Error).await? {
+    let state = if any_of_deployment(db, row.id, StateTest::In(NoderoleState::Error)).await? {
         DeploymentState::Error
-    } else if any_not_in_state(db, row.id, NoderoleState::Active).await? {
+    } else if any_of_deployment(db, row.id, StateTest::NotIn(NoderoleState::Active)).await? {
         DeploymentState::Committed
     } else {
         DeploymentState::Active

@@ -474,29 +474,37 @@ pub async fn transition_without_queued_run<C: ConnectionTrait>(db: &C) -> RepoRe
     .collect())
 }
 
-/// Whether any noderole of the deployment is in `state` (an index seek).
-pub async fn any_in_state<C: ConnectionTrait>(
-    db: &C,
-    deployment_id: i64,
-    state: NoderoleState,
-) -> RepoResult<bool> {
+/// Whether any noderole at all is in `state` (an index seek on
+/// `ix_noderole_ready`).
+pub async fn any_in_state<C: ConnectionTrait>(db: &C, state: NoderoleState) -> RepoResult<bool> {
     Ok(noderole::Entity::find()
-        .filter(noderole::Column::DeploymentId.eq(deployment_id))
         .filter(noderole::Column::State.eq(state.as_str()))
         .one(db)
         .await?
         .is_some())
 }
 
-/// Whether any noderole of the deployment is in another state than `state`.
-pub async fn any_not_in_state<C: ConnectionTrait>(
+/// Which noderoles [`any_of_deployment`] looks for.
+#[derive(Debug, Clone, Copy)]
+pub enum StateTest {
+    In(NoderoleState),
+    NotIn(NoderoleState),
+}
+
+/// Whether any noderole of the deployment passes `test` (an index seek,
+/// whatever the deployment's size).
+pub async fn any_of_deployment<C: ConnectionTrait>(
     db: &C,
     deployment_id: i64,
-    state: NoderoleState,
+    test: StateTest,
 ) -> RepoResult<bool> {
+    let state = match test {
+        StateTest::In(s) => noderole::Column::State.eq(s.as_str()),
+        StateTest::NotIn(s) => noderole::Column::State.ne(s.as_str()),
+    };
     Ok(noderole::Entity::find()
         .filter(noderole::Column::DeploymentId.eq(deployment_id))
-        .filter(noderole::Column::State.ne(state.as_str()))
+        .filter(state)
         .one(db)
         .await?
         .is_some())

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use sea_orm::TransactionTrait;
 
-use super::runtime::Runtime;
+use super::runtime::{persistently, Runtime};
 use crate::db::{noderoles, roles, Key};
 use crate::domain::anneal::queue_hook_run;
 use crate::domain::{DomainError, Effects};
@@ -28,21 +28,25 @@ async fn rerun_all(
     reason: &str,
     update: impl Fn(&mut serde_json::Value),
 ) -> Result<(), DomainError> {
-    let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-    let Ok(role) = roles::get(&txn, &Key::Name(role.to_string())).await else {
-        return Ok(());
-    };
-    let mut effects = Effects::default();
-    for nr in noderoles::of_role(&txn, role.id).await? {
-        let mut data = nr.committed_data.clone();
-        if !data.is_object() {
-            data = serde_json::json!({});
+    let effects = persistently("queueing a hook's re-runs", || async {
+        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+        let Ok(role) = roles::get(&txn, &Key::Name(role.to_string())).await else {
+            return Ok(Effects::default());
+        };
+        let mut effects = Effects::default();
+        for nr in noderoles::of_role(&txn, role.id).await? {
+            let mut data = nr.committed_data.clone();
+            if !data.is_object() {
+                data = serde_json::json!({});
+            }
+            update(&mut data);
+            noderoles::set_data(&txn, nr.id, None, Some(data)).await?;
+            effects.merge(queue_hook_run(&txn, nr.id, reason, true, &rt.seq).await?);
         }
-        update(&mut data);
-        noderoles::set_data(&txn, nr.id, None, Some(data)).await?;
-        effects.merge(queue_hook_run(&txn, nr.id, reason, true, &rt.seq).await?);
-    }
-    txn.commit().await.map_err(crate::db::RepoError::from)?;
+        txn.commit().await.map_err(crate::db::RepoError::from)?;
+        Ok(effects)
+    })
+    .await?;
     rt.apply(from, effects).await;
     Ok(())
 }
