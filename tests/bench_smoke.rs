@@ -110,3 +110,45 @@ fn seed_bench_brings_every_machine_back() {
     ]);
     assert_result("seed", "none", out);
 }
+
+/// `bench/dhcp.sh` at a tiny load against this build of kiln: it makes and
+/// removes its own namespaces, installs perfdhcp, dnsmasq and Kea when they
+/// are missing, and every server must complete some exchanges.
+#[test]
+fn dhcp_bench_script_runs_all_three_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("dhcp.json");
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/bench/dhcp.sh"))
+        .args([
+            "--quick",
+            "--seconds",
+            "1",
+            "--rate",
+            "200",
+            "--clients",
+            "500",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .env("KILN_BIN", env!("CARGO_BIN_EXE_kiln"))
+        .output()
+        .expect("run bench/dhcp.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let servers: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["median"].as_f64().unwrap() > 0.0, "{report}");
+            r["server"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(servers, ["kiln", "dnsmasq", "kea"], "{report}");
+    assert_result("dhcp", ">=1.0", (stdout, report));
+}
