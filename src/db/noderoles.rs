@@ -1,6 +1,9 @@
 //! Noderoles and the edges between them.
 
+use std::collections::HashSet;
+
 use entity::{noderole, noderole_edge};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     QueryFilter, QueryOrder, Set, Statement, Value,
@@ -367,19 +370,66 @@ pub async fn record_run_result<C: ConnectionTrait>(
     wall: Option<serde_json::Value>,
     runlog: &str,
 ) -> RepoResult<()> {
-    let row = get(db, id).await?;
-    let run_count = row.run_count + i32::from(succeeded);
-    let mut active: noderole::ActiveModel = row.into();
-    if succeeded {
-        active.run_count = Set(run_count);
-    }
+    let mut update = noderole::Entity::update_many()
+        .col_expr(
+            noderole::Column::RunCount,
+            Expr::col(noderole::Column::RunCount).add(i32::from(succeeded)),
+        )
+        .col_expr(noderole::Column::Runlog, Expr::value(runlog.to_string()))
+        .col_expr(noderole::Column::UpdatedAt, Expr::value(now()));
     if let Some(wall) = wall {
-        active.wall = Set(wall);
+        update = update.col_expr(noderole::Column::Wall, Expr::value(wall));
     }
-    active.runlog = Set(runlog.to_string());
-    active.updated_at = Set(now());
-    active.update(db).await?;
+    let done = update.filter(noderole::Column::Id.eq(id)).exec(db).await?;
+    if done.rows_affected == 0 {
+        return Err(RepoError::not_found("noderole", id));
+    }
     Ok(())
+}
+
+/// Commits the proposed data of the given noderoles, a few statements for
+/// any number of them.
+pub async fn commit_proposed_data<C: ConnectionTrait>(db: &C, ids: &[i64]) -> RepoResult<()> {
+    for chunk in ids.chunks(500) {
+        noderole::Entity::update_many()
+            .col_expr(
+                noderole::Column::CommittedData,
+                Expr::col(noderole::Column::ProposedData),
+            )
+            .col_expr(noderole::Column::UpdatedAt, Expr::value(now()))
+            .filter(noderole::Column::Id.is_in(chunk.to_vec()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Those of `ids` with a parent in error or blocked.
+pub async fn with_failed_parent<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> RepoResult<HashSet<i64>> {
+    let backend = db.get_database_backend();
+    let mut out = HashSet::new();
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT DISTINCT e.child_id AS id FROM noderole_edge e \
+             JOIN noderole p ON p.id = e.parent_id \
+             WHERE p.state IN ('error', 'blocked') AND e.child_id IN ({})",
+            placeholders(backend, 1, chunk.len())
+        );
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                id_values(chunk),
+            ))
+            .await?;
+        for row in rows {
+            out.insert(row.try_get::<i64>("", "id")?);
+        }
+    }
+    Ok(out)
 }
 
 /// Replaces a noderole's proposed and/or committed data.

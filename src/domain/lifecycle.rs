@@ -2,7 +2,7 @@
 
 use sea_orm::ConnectionTrait;
 
-use super::transitions::{has_failed_parent, move_to, unblock_descendants};
+use super::transitions::{move_to, unblock_descendants};
 use super::{DomainError, DomainResult, Effects, NoderoleState};
 use crate::db::deployments::{self, DeploymentState};
 use crate::db::{noderoles, Key};
@@ -35,17 +35,10 @@ pub async fn commit_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResul
 }
 
 async fn commit_noderoles<C: ConnectionTrait>(db: &C, ids: &[i64]) -> DomainResult<Effects> {
-    let mut todo = Vec::new();
-    let mut blocked = Vec::new();
-    for id in ids {
-        let row = noderoles::get(db, *id).await?;
-        noderoles::set_data(db, *id, None, Some(row.proposed_data.clone())).await?;
-        if has_failed_parent(db, *id).await? {
-            blocked.push(*id);
-        } else {
-            todo.push(*id);
-        }
-    }
+    noderoles::commit_proposed_data(db, ids).await?;
+    let failed_above = noderoles::with_failed_parent(db, ids).await?;
+    let (blocked, todo): (Vec<i64>, Vec<i64>) =
+        ids.iter().partition(|id| failed_above.contains(id));
     let mut facts = move_to(db, &todo, NoderoleState::Todo, true).await?;
     facts.extend(move_to(db, &blocked, NoderoleState::Blocked, true).await?);
     Ok(Effects::with_facts(facts))

@@ -56,20 +56,34 @@ pub async fn finish_run<C: ConnectionTrait>(
         NoderoleState::Error
     };
     let mut facts = move_to(db, &[run.noderole_id], to, true).await?;
+    let named = facts.iter().find_map(|f| match f {
+        Fact::NoderoleStateChanged(c) if c.noderole_id == run.noderole_id => {
+            Some((c.node_id, c.node.clone(), c.role.clone()))
+        }
+        _ => None,
+    });
     if result.succeeded {
         // Blocked descendants whose parents are all fine again may go on.
         facts.extend(unblock_descendants(db, run.noderole_id).await?);
     } else {
         facts.extend(block_descendants(db, run.noderole_id).await?);
     }
-    let nr = noderoles::refs(db, &[run.noderole_id]).await?;
-    if let Some(nr) = nr.into_iter().next() {
+    // The move named the noderole already; ask the database only when it
+    // did not move (a re-run that ends where it started).
+    let named = match named {
+        Some(named) => Some(named),
+        None => noderoles::refs(db, &[run.noderole_id])
+            .await?
+            .pop()
+            .map(|nr| (nr.node_id, nr.node, nr.role)),
+    };
+    if let Some((node_id, node, role)) = named {
         facts.push(Fact::RunFinished(RunFinished {
             run_id,
-            noderole_id: nr.id,
-            node_id: nr.node_id,
-            node: nr.node,
-            role: nr.role,
+            noderole_id: run.noderole_id,
+            node_id,
+            node,
+            role,
             succeeded: result.succeeded,
         }));
     }
