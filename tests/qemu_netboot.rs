@@ -109,26 +109,36 @@ async fn flow(lab: &Lab) {
     // 1. An unknown machine gets a pool address and the discovery script,
     // boots the discovery initrd, which calls back alive: a new node with
     // its discovery roles active.
-    let discovered = poll("the machine to be discovered and alive", deadline, move || async move {
-        api.get(&format!("/api/v2/nodes/{node}"))
-            .await
-            .filter(|n| n["alive"] == true)
-    })
+    let discovered = poll(
+        "the machine to be discovered and alive",
+        deadline,
+        move || async move {
+            api.get(&format!("/api/v2/nodes/{node}"))
+                .await
+                .filter(|n| n["alive"] == true)
+        },
+    )
     .await;
     assert_eq!(discovered["bootenv"], "sledgehammer", "{discovered}");
-    let ip = discovered["interfaces"][0]["ip"].as_str().unwrap_or_default();
+    let ip = discovered["interfaces"][0]["ip"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         ip.starts_with("10.213.9.1") && ip.len() == "10.213.9.100".len(),
         "a pool address: {discovered}"
     );
     assert_eq!(discovered["interfaces"][0]["mac"], lab.mac, "{discovered}");
-    let discovery_roles = poll("the discovery roles to be active", deadline, move || async move {
-        let nrs = api.get(&format!("/api/v2/noderoles?node={node}")).await?;
-        let roles = active_roles(&nrs);
-        (roles.contains(&"kiln-managed-node".to_string())
-            && roles.contains(&"inventory".to_string()))
-        .then_some(nrs)
-    })
+    let discovery_roles = poll(
+        "the discovery roles to be active",
+        deadline,
+        move || async move {
+            let nrs = api.get(&format!("/api/v2/noderoles?node={node}")).await?;
+            let roles = active_roles(&nrs);
+            (roles.contains(&"kiln-managed-node".to_string())
+                && roles.contains(&"inventory".to_string()))
+            .then_some(nrs)
+        },
+    )
     .await;
     assert!(
         serial_has(lab, "kiln-test: stage discovery"),
@@ -157,12 +167,16 @@ async fn flow(lab: &Lab) {
 
     // 3. The run schedules the power cycle; before it, bootenv goes to the
     // installer and the DHCP database re-runs.
-    let cycled_at = poll("the power command to cycle the machine", deadline, move || async move {
-        lab.power_log()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("cycle {node} {} at ", lab.mac)))
-            .map(str::to_string)
-    })
+    let cycled_at = poll(
+        "the power command to cycle the machine",
+        deadline,
+        move || async move {
+            lab.power_log()
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("cycle {node} {} at ", lab.mac)))
+                .map(str::to_string)
+        },
+    )
     .await;
     let admin_runs = api
         .get("/api/v2/runs?node=admin.lab.example&limit=1000")
@@ -226,19 +240,23 @@ async fn flow(lab: &Lab) {
     );
 
     // 5. Its discovery roles run again; the install does not.
-    let runs = poll("the discovery roles to run again", deadline, move || async move {
-        let runs = api
-            .get(&format!("/api/v2/runs?node={node}&limit=1000"))
-            .await?;
-        let succeeded = |role: &str| {
-            runs.as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["role"] == role && r["state"] == "succeeded")
-                .count()
-        };
-        (succeeded("kiln-managed-node") >= 2 && succeeded("inventory") >= 2).then_some(runs)
-    })
+    let runs = poll(
+        "the discovery roles to run again",
+        deadline,
+        move || async move {
+            let runs = api
+                .get(&format!("/api/v2/runs?node={node}&limit=1000"))
+                .await?;
+            let succeeded = |role: &str| {
+                runs.as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["role"] == role && r["state"] == "succeeded")
+                    .count()
+            };
+            (succeeded("kiln-managed-node") >= 2 && succeeded("inventory") >= 2).then_some(runs)
+        },
+    )
     .await;
     let installs = runs
         .as_array()
@@ -398,7 +416,10 @@ fn preflight() {
     }
     for (file, package) in [
         ("/usr/lib/ipxe/qemu/efi-e1000.rom", "ipxe-qemu"),
-        ("/usr/lib/syslinux/modules/bios/ldlinux.c32", "syslinux-common"),
+        (
+            "/usr/lib/syslinux/modules/bios/ldlinux.c32",
+            "syslinux-common",
+        ),
     ] {
         assert!(
             Path::new(file).is_file(),
@@ -476,7 +497,9 @@ impl RouterAdvertisements {
             )
             .expect("ICMPv6 socket");
             socket.set_multicast_hops_v6(255).expect("hop limit");
-            socket.set_multicast_if_v6(index).expect("multicast interface");
+            socket
+                .set_multicast_if_v6(index)
+                .expect("multicast interface");
             let all_nodes = std::net::SocketAddrV6::new("ff02::1".parse().unwrap(), 0, 0, index);
             // Type 134, code 0, checksum (the kernel's), hop limit 64,
             // no flags, lifetime 0, reachable 0, retransmit 0.
