@@ -52,7 +52,7 @@ pub async fn get_locked<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<deplo
         .lock_exclusive()
         .one(db)
         .await?
-        .ok_or_else(|| RepoError::not_found("deployment", &Key::Id(id)))
+        .ok_or_else(|| RepoError::not_found("deployment", Key::Id(id)))
 }
 
 /// Creates a deployment under `parent` (default `system`), proposed.
