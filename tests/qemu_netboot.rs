@@ -8,8 +8,9 @@
 //! QEMU's NIC sits on the tap, and the os-install role's power cycle is a
 //! `system_reset` on QEMU's monitor socket. The kernel is Debian's, the
 //! initrds are busybox (`tests/qemu/`), built once and cached under
-//! `target/qemu-cache`. On failure the guest's serial console and kiln's
-//! log are kept under `target/qemu-artifacts/`.
+//! `target/qemu-cache`. On failure (or with `KILN_QEMU_KEEP_ARTIFACTS` set)
+//! the guest's serial console, stamped with seconds since power-on, and
+//! kiln's log are kept under `target/qemu-artifacts/`.
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -29,18 +30,24 @@ const BRIDGE_IP: &str = "10.213.9.1";
 const KILN_PORT: u16 = 3000;
 /// The whole flow, from QEMU's start to the disk's alive callback.
 const FLOW_DEADLINE: Duration = Duration::from_secs(240);
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Clone, Copy, Debug)]
 enum Firmware {
+    /// SeaBIOS (QEMU's default) with the e1000's iPXE option ROM.
     Bios,
+    /// OVMF with the same ROM's EFI iPXE driver.
+    Uefi,
 }
 
 impl Firmware {
     fn name(self) -> &'static str {
         match self {
             Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
         }
     }
 }
@@ -48,6 +55,11 @@ impl Firmware {
 #[test]
 fn bios_machine_is_discovered_installed_and_boots_from_its_disk() {
     run(Firmware::Bios, "52:54:00:13:09:21");
+}
+
+#[test]
+fn uefi_machine_is_discovered_installed_and_boots_from_its_disk() {
+    run(Firmware::Uefi, "52:54:00:13:09:22");
 }
 
 /// Builds the lab, runs the flow, and on failure keeps the guest's serial
@@ -68,11 +80,16 @@ fn run(firmware: Firmware, mac: &str) {
     }));
     let elapsed = started.elapsed();
     match outcome {
-        Ok(()) => eprintln!(
-            "qemu netboot ({}): discovered, installed and booted from disk in {:.1}s",
-            firmware.name(),
-            elapsed.as_secs_f64()
-        ),
+        Ok(()) => {
+            eprintln!(
+                "qemu netboot ({}): discovered, installed and booted from disk in {:.1}s",
+                firmware.name(),
+                elapsed.as_secs_f64()
+            );
+            if std::env::var_os("KILN_QEMU_KEEP_ARTIFACTS").is_some() {
+                lab.keep_artifacts(&target);
+            }
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
@@ -542,6 +559,20 @@ fn interface_index(name: &str) -> u32 {
     index
 }
 
+/// Copies the console to `out` line by line, each prefixed with the seconds
+/// since power-on, until QEMU exits.
+fn stamp_lines(console: impl std::io::Read, mut out: fs::File) {
+    use std::io::{BufRead, Write};
+    let on = Instant::now();
+    let mut reader = std::io::BufReader::new(console);
+    let mut line = Vec::new();
+    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+        let _ = write!(out, "[{:7.2}] ", on.elapsed().as_secs_f64());
+        let _ = out.write_all(&line);
+        line.clear();
+    }
+}
+
 /// Everything one test runs, torn down in reverse order on drop: QEMU,
 /// kiln, the advertisements, then the namespace (with its bridge and tap).
 struct Lab {
@@ -689,8 +720,9 @@ impl Lab {
         let mut qemu = Command::new("ip");
         qemu.args(["netns", "exec", &self.netns_name, "qemu-system-x86_64"])
             .args(["-machine", "accel=tcg", "-m", "512", "-display", "none"])
-            .arg("-serial")
-            .arg(format!("file:{}", dir.join("serial.log").display()))
+            // The console comes on stdout, stamped with the time since
+            // power-on line by line into serial.log.
+            .args(["-serial", "stdio"])
             .arg("-monitor")
             .arg(format!(
                 "unix:{},server,nowait",
@@ -708,14 +740,39 @@ impl Lab {
             .args(["-device", "virtio-blk-pci,drive=d0,bootindex=2"]);
         match self.firmware {
             Firmware::Bios => {}
+            Firmware::Uefi => {
+                let vars = dir.join("OVMF_VARS.fd");
+                fs::copy(OVMF_VARS, &vars).expect("copy OVMF variables");
+                qemu.arg("-drive")
+                    .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
+                    .arg("-drive")
+                    .arg(format!("if=pflash,format=raw,file={}", vars.display()));
+                // Only iPXE (the option ROM's driver) netboots: the
+                // firmware's own network stack would add PXE and HTTP boot
+                // options that each wait up to a minute for a boot offer
+                // kiln does not make before the disk is tried. A lab's
+                // firmware setup would turn them off the same way.
+                for knob in [
+                    "IPv4PXESupport",
+                    "IPv6PXESupport",
+                    "IPv4Support",
+                    "IPv6Support",
+                ] {
+                    qemu.arg("-fw_cfg")
+                        .arg(format!("name=opt/org.tianocore/{knob},string=no"));
+                }
+            }
         }
         let log = fs::File::create(dir.join("qemu.log")).unwrap();
-        let child = qemu
+        let mut child = qemu
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
+            .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .expect("start qemu-system-x86_64");
+        let console = child.stdout.take().expect("qemu stdout");
+        let serial = fs::File::create(dir.join("serial.log")).unwrap();
+        std::thread::spawn(move || stamp_lines(console, serial));
         self.qemu.lock().unwrap().0 = Some(child);
     }
 

@@ -40,7 +40,7 @@ version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ && !found {
 
 key=$( {
   echo "$pkg $version $fs_kib ${modules[*]}"
-  dpkg-query -W -f='${Version}\n' busybox-static syslinux
+  dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
   cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
 } | sha256sum | cut -c1-16)
 out="$cache/images-$key"
@@ -112,6 +112,12 @@ mcopy -i "$work/disk.img" "$vmlinuz" ::vmlinuz
 mcopy -i "$work/disk.img" "$work/initrd.img" ::initrd.img
 mcopy -i "$work/disk.img" "$work/syslinux.cfg" ::syslinux.cfg
 syslinux --install "$work/disk.img"
+# UEFI firmware boots the same files through syslinux's EFI loader at the
+# removable-media path; it reads syslinux.cfg beside itself.
+mmd -i "$work/disk.img" ::EFI ::EFI/BOOT
+mcopy -i "$work/disk.img" /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ::EFI/BOOT/BOOTX64.EFI
+mcopy -i "$work/disk.img" /usr/lib/syslinux/modules/efi64/ldlinux.e64 ::EFI/BOOT/ldlinux.e64
+mcopy -i "$work/disk.img" "$work/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
 truncate -s $(((fs_kib + 1024) * 1024)) "$work/disk.img"
 
 mkdir -p "$work/out"
