@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Builds what the QEMU netboot test boots, once per input: Debian's kernel
+# (apt-get download + dpkg-deb -x, never installed), a busybox initrd with
+# the test's init and the modules it needs (e1000, virtio disk), and a raw
+# disk that boots on its own (syslinux on FAT, no loop device).
+#
+#   build-images.sh CACHE_DIR
+#
+# Prints the directory holding vmlinuz, initrd.img, disk.img and
+# mark-sector (where on the disk the installer writes). Builds go to
+# CACHE_DIR/images-<hash of the kernel version and these sources>; a
+# finished build is reused.
+set -euo pipefail
+
+cache=$(realpath -m "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$cache/debs"
+# Tests running at once build (or wait for) one set of images.
+exec 9>"$cache/lock"
+flock 9
+
+# The filesystem's size; the installer's mark goes in the sector after it.
+fs_kib=32768
+mark_sector=$((fs_kib * 2))
+modules=(e1000 virtio_pci virtio_blk)
+
+# Which kernel linux-image-amd64 means today, refreshing apt's lists once
+# when they are missing or stale.
+kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null \
+    | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ && !found { print $2; found = 1 }'
+}
+pkg=$(kernel_package || true)
+if [[ -z "$pkg" ]]; then
+  apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  pkg=$(kernel_package)
+fi
+[[ -n "$pkg" ]] || { echo "build-images: apt knows no linux-image-amd64" >&2; exit 1; }
+version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ && !found { print $2; found = 1 }')
+
+key=$( {
+  echo "$pkg $version $fs_kib ${modules[*]}"
+  dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
+  cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
+} | sha256sum | cut -c1-16)
+out="$cache/images-$key"
+if [[ -f "$out/done" ]]; then
+  echo "$out"
+  exit 0
+fi
+
+# apt-get download names the file <package>_<version, ':' as %3a>_amd64.deb.
+deb="$cache/debs/${pkg}_${version//:/%3a}_amd64.deb"
+if [[ ! -f "$deb" ]]; then
+  if ! (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >&2); then
+    # Stale lists name a version the mirror no longer has.
+    apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+    (cd "$cache/debs" && apt-get download -qq -o APT::Sandbox::User=root "$pkg" >&2)
+    version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ && !found { print $2; found = 1 }')
+    deb="$cache/debs/${pkg}_${version//:/%3a}_amd64.deb"
+  fi
+  [[ -f "$deb" ]] || { echo "build-images: apt-get download left no $deb" >&2; exit 1; }
+fi
+
+work=$(mktemp -d "$cache/build.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dpkg-deb -x "$deb" "$work/kernel"
+modroot="$work/kernel/lib/modules"
+[[ -d "$modroot" ]] || modroot="$work/kernel/usr/lib/modules"
+kvers=("$modroot"/*)
+kver=$(basename "${kvers[0]}")
+vmlinuz="$work/kernel/boot/vmlinuz-$kver"
+[[ -f "$vmlinuz" ]] || { echo "build-images: no vmlinuz in $deb" >&2; exit 1; }
+moddir="$modroot/$kver"
+busybox depmod -b "${modroot%/lib/modules}" "$kver"
+
+# The initrd: static busybox, the init, and the modules with their
+# dependencies and a modules.dep trimmed to them (busybox modprobe reads it).
+root="$work/initrd"
+mkdir -p "$root"/{bin,dev,proc,sys,etc,tmp,lib/modules/"$kver"}
+cp /bin/busybox "$root/bin/busybox"
+ln -s busybox "$root/bin/sh"
+sed "s/@MARK_SECTOR@/$mark_sector/" "$here/init" > "$root/init"
+cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
+chmod 755 "$root/init" "$root/etc/udhcpc.script"
+declare -A wanted=()
+for m in "${modules[@]}"; do
+  line=$(grep -E "/$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep") \
+    || { echo "build-images: no module $m in $kver" >&2; exit 1; }
+  for f in ${line/:/}; do wanted[$f]=1; done
+done
+for f in "${!wanted[@]}"; do
+  mkdir -p "$root/lib/modules/$kver/$(dirname "$f")"
+  cp "$moddir/$f" "$root/lib/modules/$kver/$f"
+  grep -E "^$f:" "$moddir/modules.dep" >> "$root/lib/modules/$kver/modules.dep"
+done
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$work/initrd.img"
+
+# The disk: a FAT filesystem syslinux boots from (installed with mtools,
+# no loop device), then one more MiB where the installer writes its mark.
+cat > "$work/syslinux.cfg" <<CFG
+DEFAULT local
+PROMPT 0
+TIMEOUT 0
+LABEL local
+  KERNEL /vmlinuz
+  INITRD /initrd.img
+  APPEND console=ttyS0 kiln.stage=local
+CFG
+mkfs.vfat -C -n KILNDISK "$work/disk.img" "$fs_kib" >/dev/null
+mcopy -i "$work/disk.img" "$vmlinuz" ::vmlinuz
+mcopy -i "$work/disk.img" "$work/initrd.img" ::initrd.img
+mcopy -i "$work/disk.img" "$work/syslinux.cfg" ::syslinux.cfg
+syslinux --install "$work/disk.img"
+# UEFI firmware boots the same files through syslinux's EFI loader at the
+# removable-media path; it reads syslinux.cfg beside itself.
+mmd -i "$work/disk.img" ::EFI ::EFI/BOOT
+mcopy -i "$work/disk.img" /usr/lib/SYSLINUX.EFI/efi64/syslinux.efi ::EFI/BOOT/BOOTX64.EFI
+mcopy -i "$work/disk.img" /usr/lib/syslinux/modules/efi64/ldlinux.e64 ::EFI/BOOT/ldlinux.e64
+mcopy -i "$work/disk.img" "$work/syslinux.cfg" ::EFI/BOOT/syslinux.cfg
+truncate -s $(((fs_kib + 1024) * 1024)) "$work/disk.img"
+
+mkdir -p "$work/out"
+mv "$vmlinuz" "$work/out/vmlinuz"
+mv "$work/initrd.img" "$work/disk.img" "$work/out/"
+echo "$mark_sector" > "$work/out/mark-sector"
+echo "$pkg $version" > "$work/out/kernel-version"
+touch "$work/out/done"
+rm -rf "$out"
+mv "$work/out" "$out"
+echo "$out"
