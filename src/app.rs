@@ -281,7 +281,15 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
         api_url: api_url(settings),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let bind = std::net::SocketAddr::new(address.into(), settings.dhcp.port);
+    // Broadcast DISCOVERs reach only a socket bound to the wildcard address:
+    // with an interface named, the device binding is what narrows it, and
+    // `dhcp.address` is only who kiln answers as.
+    let listen = if settings.dhcp.interface.is_empty() {
+        address
+    } else {
+        std::net::Ipv4Addr::UNSPECIFIED
+    };
+    let bind = std::net::SocketAddr::new(listen.into(), settings.dhcp.port);
     let socket = dhcp_server::open_socket(bind, &settings.dhcp.interface)
         .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
     let handle = dhcp_server::start(socket, table.clone(), ctx, tx, state.sightings.clone())

@@ -678,9 +678,9 @@ impl Lab {
             .env("KILN_AUTH__ADMIN_TOKEN", ADMIN_TOKEN)
             .env("KILN_DHCP__ENABLED", "true")
             .env("KILN_DHCP__INTERFACE", BRIDGE)
-            // Broadcasts reach only a socket on the wildcard address; the
-            // network's router (the bridge) is the server identifier.
-            .env("KILN_DHCP__ADDRESS", "0.0.0.0")
+            // As an operator would set it: kiln answers as the bridge's
+            // address and still hears the machines' broadcasts.
+            .env("KILN_DHCP__ADDRESS", BRIDGE_IP)
             .env("KILN_PROVISIONER__FILES_DIR", &files)
             .env("KILN_PROVISIONER__EXPORT_DIR", dir.path().join("export"))
             .env("KILN_PROVISIONER__INSTALL_TIMEOUT_MS", "180000")
