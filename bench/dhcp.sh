@@ -216,6 +216,12 @@ for ((run = 1; run <= runs; run++)); do
     measure "$dir" "$run"
     read -r value sent acks <"$dir/result"
     stop_server
+    # A server that panicked on the way down is a bug, whatever its rate.
+    if grep -q "panicked" "$dir/server.log"; then
+      echo "bench/dhcp.sh: $name panicked; its log:" >&2
+      grep -A5 "panicked" "$dir/server.log" >&2
+      exit 1
+    fi
     results[$name]+="$value "
     printf 'run %d/%d  %-7s %9.1f exchanges/s  (%d ACKs for %d DISCOVERs sent)\n' \
       "$run" "$runs" "$name" "$value" "$acks" "$sent" >&2

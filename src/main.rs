@@ -218,12 +218,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     kiln::telemetry::init(&settings.log);
     let system = actix_web::rt::System::new();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve { cluster, .. } => system.block_on(serve(settings, cluster)),
         Command::Migrate => system.block_on(migrate(settings)),
         Command::Apply { file, dry_run } => system.block_on(apply(settings, file, dry_run)),
         Command::Bench { bench } => system.block_on(run_bench(bench)),
         other => system.block_on(api_command(other)),
+    };
+    drop_inside_a_runtime(system);
+    result
+}
+
+/// Tasks still in flight at shutdown (a discovery registration mid-query)
+/// are dropped with the actix system, outside any Tokio context, where a
+/// pooled database connection's drop would panic. Entering a spare runtime
+/// gives those drops the context they expect.
+fn drop_inside_a_runtime(system: actix_web::rt::SystemRunner) {
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(spare) => {
+            let _context = spare.enter();
+            drop(system);
+        }
+        Err(_) => drop(system),
     }
 }
 
