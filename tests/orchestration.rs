@@ -463,9 +463,11 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
     let (effects, _) = pass(&txn, 10, &QueueSeq::default()).await.unwrap();
     txn.commit().await.unwrap();
     // The process "crashed" right after the run started.
-    assert!(kiln::db::runs::mark_running(&db, effects.runs[0].id)
+    let started = kiln::db::runs::mark_running(&db, effects.runs[0].id)
         .await
-        .unwrap());
+        .unwrap()
+        .expect("the run was queued");
+    assert_eq!(started.state, "running");
     drop(db);
 
     let settings = common::test_settings(&test_db);

@@ -233,7 +233,9 @@ async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), D
     Ok(())
 }
 
-/// Reads the run's noderole, role, node and data now, when it starts.
+/// Reads the run's noderole, role, node and data now, when it starts; the
+/// four reads after the noderole's go out together, since the run holds
+/// one of the global slots while it waits for them.
 async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, DomainError> {
     use entity::{deployment, interface, node, noderole, role};
     use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
@@ -243,29 +245,20 @@ async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, 
         .await
         .map_err(crate::db::RepoError::from)?
         .ok_or_else(|| missing("noderole"))?;
-    let role = role::Entity::find_by_id(nr.role_id)
-        .one(&rt.db)
-        .await
-        .map_err(crate::db::RepoError::from)?
-        .ok_or_else(|| missing("role"))?;
-    let node = node::Entity::find_by_id(nr.node_id)
-        .one(&rt.db)
-        .await
-        .map_err(crate::db::RepoError::from)?
-        .ok_or_else(|| missing("node"))?;
-    let deployment = deployment::Entity::find_by_id(nr.deployment_id)
-        .one(&rt.db)
-        .await
-        .map_err(crate::db::RepoError::from)?
-        .map(|d| d.name)
-        .unwrap_or_default();
-    let address = interface::Entity::find()
-        .filter(interface::Column::NodeId.eq(node.id))
-        .order_by_asc(interface::Column::Id)
-        .one(&rt.db)
-        .await
-        .map_err(crate::db::RepoError::from)?
-        .and_then(|i| i.ip);
+    let (role, node, deployment, address) = tokio::try_join!(
+        role::Entity::find_by_id(nr.role_id).one(&rt.db),
+        node::Entity::find_by_id(nr.node_id).one(&rt.db),
+        deployment::Entity::find_by_id(nr.deployment_id).one(&rt.db),
+        interface::Entity::find()
+            .filter(interface::Column::NodeId.eq(nr.node_id))
+            .order_by_asc(interface::Column::Id)
+            .one(&rt.db),
+    )
+    .map_err(crate::db::RepoError::from)?;
+    let role = role.ok_or_else(|| missing("role"))?;
+    let node = node.ok_or_else(|| missing("node"))?;
+    let deployment = deployment.map(|d| d.name).unwrap_or_default();
+    let address = address.and_then(|i| i.ip);
     let mut data = role.data.clone();
     if !data.is_object() {
         data = serde_json::json!({});

@@ -89,33 +89,35 @@ pub async fn all_queued<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<run::Model
         .await?)
 }
 
-/// Marks a queued run running; false when it was not queued any more.
-pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<bool> {
-    let result = run::Entity::update_many()
+/// Marks a queued run running and returns it; `None` when it was not
+/// queued any more. One statement (`RETURNING`), as runs start often.
+pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Option<run::Model>> {
+    Ok(run::Entity::update_many()
         .col_expr(run::Column::State, RunState::Running.as_str().into())
         .col_expr(run::Column::StartedAt, now().into())
         .filter(run::Column::Id.eq(id))
         .filter(run::Column::State.eq(RunState::Queued.as_str()))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected == 1)
+        .exec_with_returning(db)
+        .await?
+        .pop())
 }
 
-/// Records how a run ended.
+/// Records how a run ended and returns it.
 pub async fn finish<C: ConnectionTrait>(
     db: &C,
     id: i64,
     state: RunState,
     error: Option<String>,
-) -> RepoResult<()> {
+) -> RepoResult<run::Model> {
     run::Entity::update_many()
         .col_expr(run::Column::State, state.as_str().into())
         .col_expr(run::Column::FinishedAt, now().into())
         .col_expr(run::Column::Error, error.into())
         .filter(run::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
+        .exec_with_returning(db)
+        .await?
+        .pop()
+        .ok_or_else(|| RepoError::not_found("run", id))
 }
 
 /// Runs left `running` by a crash go back to `queued`; returns how many.

@@ -11,10 +11,9 @@ use crate::db::{noderoles, runs};
 /// hook-queued re-run of an active noderole enters transition here).
 /// `None` when the run was no longer queued (cancelled or already taken).
 pub async fn start_run<C: ConnectionTrait>(db: &C, run_id: i64) -> DomainResult<Option<Effects>> {
-    if !runs::mark_running(db, run_id).await? {
+    let Some(run) = runs::mark_running(db, run_id).await? else {
         return Ok(None);
-    }
-    let run = runs::get(db, run_id).await?;
+    };
     let facts = move_to(db, &[run.noderole_id], NoderoleState::Transition, true).await?;
     Ok(Some(Effects::with_facts(facts)))
 }
@@ -35,13 +34,12 @@ pub async fn finish_run<C: ConnectionTrait>(
     run_id: i64,
     result: &JigResult,
 ) -> DomainResult<Effects> {
-    let run = runs::get(db, run_id).await?;
     let state = if result.succeeded {
         RunState::Succeeded
     } else {
         RunState::Failed
     };
-    runs::finish(db, run_id, state, result.error.clone()).await?;
+    let run = runs::finish(db, run_id, state, result.error.clone()).await?;
     noderoles::record_run_result(
         db,
         run.noderole_id,
