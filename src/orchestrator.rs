@@ -301,6 +301,7 @@ impl Orchestrator {
 async fn recover(db: &DatabaseConnection) -> DomainResult<()> {
     let txn = db.begin().await.map_err(RepoError::from)?;
     let requeued = runs::requeue_interrupted(&txn).await?;
+    let recounted = crate::db::noderoles::recount_unmet_parents(&txn).await?;
     let orphans = crate::db::noderoles::transition_without_queued_run(&txn).await?;
     let facts = crate::domain::transitions::move_to(
         &txn,
@@ -310,6 +311,9 @@ async fn recover(db: &DatabaseConnection) -> DomainResult<()> {
     )
     .await?;
     txn.commit().await.map_err(RepoError::from)?;
+    if recounted > 0 {
+        tracing::warn!(recounted, "corrected noderoles' counts of unmet parents");
+    }
     if requeued > 0 || !facts.is_empty() {
         tracing::warn!(
             requeued,

@@ -489,3 +489,66 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
         NoderoleState::Active.as_str()
     );
 });
+
+// A count of unmet parents that drifted (as a binding racing a parent's run
+// once made it on PostgreSQL) is recounted at start, so nothing waits on a
+// parent that is long active.
+on_both_databases!(
+    drifted_unmet_parents_are_recounted_at_start,
+    |backend| async move {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        define_roles(
+            &db,
+            &[
+                role("base", JigKind::Test, &[]),
+                role("work", JigKind::Test, &["base"]),
+            ],
+        )
+        .await;
+        let (view, _, _) = kiln::domain::nodes::create_node(
+            &db,
+            kiln::db::nodes::NewNode {
+                name: "n1.lab.example".into(),
+                alive: true,
+                available: true,
+                bootenv: "sledgehammer".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        deployments::create(&db, "d", None, "").await.unwrap();
+        let txn = db.begin().await.unwrap();
+        kiln::domain::binding::bind(
+            &txn,
+            &BindRequest {
+                node: Key::Id(view.node.id),
+                role: Key::Name("work".into()),
+                deployment: Key::Name("d".into()),
+                data: None,
+            },
+        )
+        .await
+        .unwrap();
+        kiln::domain::lifecycle::commit_deployment(&txn, &Key::Name("d".into()))
+            .await
+            .unwrap();
+        txn.commit().await.unwrap();
+        db.execute_unprepared("UPDATE noderole SET unmet_parents = unmet_parents + 3")
+            .await
+            .unwrap();
+        drop(db);
+
+        let app = kiln::app::Application::build(common::test_settings(&test_db))
+            .await
+            .expect("start");
+        let db = app.state().db.clone();
+        actix_web::rt::spawn(app.run_until_stopped());
+        let counts = settle(&db, SETTLE).await;
+        assert_eq!(count(&counts, "active"), 2, "{counts:?}");
+        let runs = intervals(&db).await;
+        assert_eq!(runs.len(), 2, "base then work, each once");
+    }
+);

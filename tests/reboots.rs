@@ -108,7 +108,30 @@ on_both_databases!(
             .unwrap_or_default()
             .is_empty()
         {
-            assert!(Instant::now() < deadline, "the power command never ran");
+            if Instant::now() >= deadline {
+                let anneal = admin(client.get(format!("{base}/api/v2/anneal")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let runs = admin(client.get(format!("{base}/api/v2/runs")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                let noderoles = admin(client.get(format!("{base}/api/v2/noderoles")))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                panic!("the power command never ran\nanneal: {anneal}\nruns: {runs}\nnoderoles: {noderoles}");
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert_eq!(

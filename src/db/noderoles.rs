@@ -6,7 +6,7 @@ use entity::{noderole, noderole_edge};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, Set, Statement, Value,
+    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
 use serde::Serialize;
 
@@ -237,7 +237,14 @@ pub async fn insert<C: ConnectionTrait>(
 }
 
 /// Records that `child` waits on `parent`, counting it as unmet unless the
-/// parent is already active.
+/// parent is active now.
+///
+/// The parent's state is read again under a share lock, after the edge is
+/// written: a run moving the parent in the meantime either committed first
+/// (and its state is what we read) or waits for this transaction and then
+/// sees the edge when it adjusts the children's counts. Reading the state
+/// earlier, without the lock, let a parent go active unseen on PostgreSQL
+/// and left the child waiting for it forever.
 pub async fn add_edge<C: ConnectionTrait>(
     db: &C,
     parent: &noderole::Model,
@@ -250,7 +257,13 @@ pub async fn add_edge<C: ConnectionTrait>(
     .insert(db)
     .await
     .map_err(|e| RepoError::from_write(e, "noderole_edge", format!("{}->{child_id}", parent.id)))?;
-    if parent.state != NoderoleState::Active.as_str() {
+    let state = noderole::Entity::find_by_id(parent.id)
+        .lock_shared()
+        .one(db)
+        .await?
+        .map(|p| p.state)
+        .unwrap_or_else(|| parent.state.clone());
+    if state != NoderoleState::Active.as_str() {
         let backend = db.get_database_backend();
         db.execute_raw(Statement::from_sql_and_values(
             backend,
@@ -330,6 +343,22 @@ pub async fn set_state<C: ConnectionTrait>(
         .await?;
     }
     Ok(())
+}
+
+/// Recounts every noderole's `unmet_parents` from the edges (at start, so a
+/// count that drifted can never leave a noderole waiting forever).
+pub async fn recount_unmet_parents<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
+    let result = db
+        .execute_unprepared(
+            "UPDATE noderole SET unmet_parents = (SELECT COUNT(*) FROM noderole_edge e \
+             JOIN noderole p ON p.id = e.parent_id \
+             WHERE e.child_id = noderole.id AND p.state <> 'active') \
+             WHERE unmet_parents <> (SELECT COUNT(*) FROM noderole_edge e \
+             JOIN noderole p ON p.id = e.parent_id \
+             WHERE e.child_id = noderole.id AND p.state <> 'active')",
+        )
+        .await?;
+    Ok(result.rows_affected())
 }
 
 /// Adds `delta` to `unmet_parents` of every child of `parents`, once per
