@@ -6,13 +6,13 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sea_orm::{EntityTrait, TransactionTrait};
+use sea_orm::TransactionTrait;
 use tracing::Instrument;
 
 use super::runtime::{persistently, Runtime};
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
-use crate::db::runs;
-use crate::domain::outcome::{finish_run, start_run, JigResult};
+use crate::db::{noderoles, runs};
+use crate::domain::outcome::{finish_run, start_annealed_run, start_run, JigResult};
 use crate::domain::{merge_json, DomainError};
 use crate::jigs::JigContext;
 
@@ -23,6 +23,8 @@ pub struct Ticket {
     pub noderole_id: i64,
     pub role: Arc<str>,
     pub priority: bool,
+    /// The annealer queued it, so its noderole is in transition already.
+    pub annealed: bool,
 }
 
 /// Queue this run on the node (the annealer's or a hook's).
@@ -199,6 +201,9 @@ impl Handler<RunDone> for NodeActor {
 /// Starts, executes and records one run.
 async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
     let started = persistently("starting a run", || async {
+        if ticket.annealed {
+            return start_annealed_run(&rt.db, ticket.run_id).await;
+        }
         let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
         let effects = start_run(&txn, ticket.run_id).await?;
         txn.commit().await.map_err(crate::db::RepoError::from)?;
@@ -233,44 +238,24 @@ async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), D
     Ok(())
 }
 
-/// Reads the run's noderole, role, node and data now, when it starts; the
-/// four reads after the noderole's go out together, since the run holds
-/// one of the global slots while it waits for them.
+/// Reads the run's noderole, role, node and data now, when it starts, in
+/// one query.
 async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, DomainError> {
-    use entity::{deployment, interface, node, noderole, role};
-    use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
-    let missing = |what: &'static str| crate::db::RepoError::not_found(what, ticket.noderole_id);
-    let nr = noderole::Entity::find_by_id(ticket.noderole_id)
-        .one(&rt.db)
-        .await
-        .map_err(crate::db::RepoError::from)?
-        .ok_or_else(|| missing("noderole"))?;
-    let (role, node, deployment, address) = tokio::try_join!(
-        role::Entity::find_by_id(nr.role_id).one(&rt.db),
-        node::Entity::find_by_id(nr.node_id).one(&rt.db),
-        deployment::Entity::find_by_id(nr.deployment_id).one(&rt.db),
-        interface::Entity::find()
-            .filter(interface::Column::NodeId.eq(nr.node_id))
-            .order_by_asc(interface::Column::Id)
-            .one(&rt.db),
-    )
-    .map_err(crate::db::RepoError::from)?;
-    let role = role.ok_or_else(|| missing("role"))?;
-    let node = node.ok_or_else(|| missing("node"))?;
-    let deployment = deployment.map(|d| d.name).unwrap_or_default();
-    let address = address.and_then(|i| i.ip);
-    let mut data = role.data.clone();
+    let row = noderoles::run_context(&rt.db, ticket.noderole_id)
+        .await?
+        .ok_or_else(|| crate::db::RepoError::not_found("noderole", ticket.noderole_id))?;
+    let mut data = row.role.data.clone();
     if !data.is_object() {
         data = serde_json::json!({});
     }
-    merge_json(&mut data, &nr.committed_data);
+    merge_json(&mut data, &row.noderole.committed_data);
     Ok(JigContext {
         run_id: ticket.run_id,
-        noderole_id: nr.id,
-        node,
-        address,
-        role,
-        deployment,
+        noderole_id: row.noderole.id,
+        node: row.node,
+        address: row.address,
+        role: row.role,
+        deployment: row.deployment,
         data,
         events: rt.bus.clone(),
         trace: rt.trace.clone(),

@@ -19,7 +19,7 @@ use super::node::{EnqueueRun, NodeActor, Ticket};
 use super::scheduler::Scheduler;
 use super::trace::TraceRecorder;
 use crate::db::noderoles;
-use crate::domain::anneal::QueueSeq;
+use crate::domain::anneal::{queued_by_annealer, QueueSeq};
 use crate::domain::{DomainError, Effects, Fact};
 use crate::jigs::Jigs;
 
@@ -206,6 +206,7 @@ impl Runtime {
                     noderole_id: r.noderole_id,
                     role,
                     priority: r.priority,
+                    annealed: queued_by_annealer(r),
                 };
                 (ticket, node)
             })

@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use entity::{noderole, noderole_edge};
+use entity::{node, noderole, noderole_edge, role};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
 use serde::Serialize;
 
@@ -414,6 +414,109 @@ pub async fn record_run_result<C: ConnectionTrait>(
         return Err(RepoError::not_found("noderole", id));
     }
     Ok(())
+}
+
+/// Ends a noderole's transition: its new state and what its run produced,
+/// written in one statement that also returns its names for the facts.
+/// `None` when it was not in transition.
+pub async fn finish_transition<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    to: NoderoleState,
+    succeeded: bool,
+    wall: Option<serde_json::Value>,
+    runlog: &str,
+) -> RepoResult<Option<NoderoleRef>> {
+    let backend = db.get_database_backend();
+    let mut values = vec![
+        Value::from(to.as_str()),
+        Value::from(now()),
+        Value::from(i32::from(succeeded)),
+        Value::from(runlog.to_string()),
+        Value::from(id),
+        Value::from(NoderoleState::Transition.as_str()),
+    ];
+    let wall_sql = match wall {
+        Some(wall) => {
+            values.push(Value::from(wall));
+            format!(", wall = {}", placeholders(backend, 7, 1))
+        }
+        None => String::new(),
+    };
+    let p = |i| placeholders(backend, i, 1);
+    let sql = format!(
+        "UPDATE noderole SET state = {}, updated_at = {}, run_count = run_count + {}, \
+         runlog = {}{wall_sql} WHERE id = {} AND state = {} \
+         RETURNING id, node_id, role_id, deployment_id, state, run_count, \
+         (SELECT name FROM node WHERE node.id = noderole.node_id) AS node, \
+         (SELECT name FROM role WHERE role.id = noderole.role_id) AS role, \
+         (SELECT name FROM deployment WHERE deployment.id = noderole.deployment_id) AS deployment",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5),
+        p(6)
+    );
+    Ok(
+        NoderoleRef::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .one(db)
+            .await?,
+    )
+}
+
+/// What a starting run reads about itself.
+#[derive(Debug, Clone)]
+pub struct RunContextRow {
+    pub noderole: noderole::Model,
+    pub role: role::Model,
+    pub node: node::Model,
+    pub deployment: String,
+    /// The node's first interface's address.
+    pub address: Option<String>,
+}
+
+/// `alias."col" AS "alias_col"` for every column of `E`, so the row can be
+/// read back with `Model::from_query_result(row, "alias_")`.
+fn aliased_columns<E: EntityTrait>(alias: &str) -> String {
+    E::Column::iter()
+        .map(|c| {
+            let name = c.as_str();
+            format!("{alias}.\"{name}\" AS \"{alias}_{name}\"")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A noderole with its role, node, deployment name and the node's address,
+/// in one query: a run holds one of the global slots while it reads them.
+pub async fn run_context<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Option<RunContextRow>> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT {}, {}, {}, d.name AS deployment_name, \
+         (SELECT i.ip FROM interface i WHERE i.node_id = nr.node_id ORDER BY i.id LIMIT 1) AS address \
+         FROM noderole nr JOIN role r ON r.id = nr.role_id JOIN node n ON n.id = nr.node_id \
+         LEFT JOIN deployment d ON d.id = nr.deployment_id WHERE nr.id = {}",
+        aliased_columns::<noderole::Entity>("nr"),
+        aliased_columns::<role::Entity>("r"),
+        aliased_columns::<node::Entity>("n"),
+        placeholders(backend, 1, 1)
+    );
+    let Some(row) = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(RunContextRow {
+        noderole: noderole::Model::from_query_result(&row, "nr_")?,
+        role: role::Model::from_query_result(&row, "r_")?,
+        node: node::Model::from_query_result(&row, "n_")?,
+        deployment: row
+            .try_get::<Option<String>>("", "deployment_name")?
+            .unwrap_or_default(),
+        address: row.try_get("", "address")?,
+    }))
 }
 
 /// Commits the proposed data of the given noderoles, a few statements for

@@ -3,7 +3,7 @@
 
 use entity::run;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, Set, Statement,
 };
 
@@ -20,29 +20,33 @@ pub struct NewRun {
     pub queue_seq: i64,
 }
 
-/// Inserts queued runs; returns them with their ids, in order.
+/// Inserts queued runs; returns them with their ids, in queue order. One
+/// statement per 500 runs, as an annealer pass may queue hundreds.
 pub async fn insert_queued<C: ConnectionTrait>(
     db: &C,
     new: &[NewRun],
 ) -> RepoResult<Vec<run::Model>> {
     let stamp = now();
     let mut out = Vec::with_capacity(new.len());
-    for r in new {
-        out.push(
-            run::ActiveModel {
-                noderole_id: Set(r.noderole_id),
-                node_id: Set(r.node_id),
-                reason: Set(r.reason.clone()),
-                state: Set(RunState::Queued.as_str().into()),
-                priority: Set(r.priority),
-                queue_seq: Set(r.queue_seq),
-                queued_at: Set(stamp),
-                ..Default::default()
-            }
-            .insert(db)
-            .await?,
+    for chunk in new.chunks(500) {
+        let rows = chunk.iter().map(|r| run::ActiveModel {
+            noderole_id: Set(r.noderole_id),
+            node_id: Set(r.node_id),
+            reason: Set(r.reason.clone()),
+            state: Set(RunState::Queued.as_str().into()),
+            priority: Set(r.priority),
+            queue_seq: Set(r.queue_seq),
+            queued_at: Set(stamp),
+            ..Default::default()
+        });
+        out.extend(
+            run::Entity::insert_many(rows)
+                .exec_with_returning(db)
+                .await?,
         );
     }
+    // RETURNING promises no order; the queue's order is queue_seq.
+    out.sort_by_key(|r| r.queue_seq);
     Ok(out)
 }
 

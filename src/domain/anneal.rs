@@ -9,6 +9,17 @@ use super::{DomainResult, Effects, NoderoleState};
 use crate::db::noderoles;
 use crate::db::runs::{self, NewRun};
 
+/// The reason recorded on the runs the annealer queues. Their noderoles
+/// entered transition in the same transaction, unlike a hook's re-runs,
+/// whose noderoles enter it only when the run starts.
+pub const ANNEAL_REASON: &str = "anneal";
+
+/// Whether the annealer queued this run (its noderole is in transition
+/// already).
+pub fn queued_by_annealer(run: &entity::run::Model) -> bool {
+    run.reason == ANNEAL_REASON
+}
+
 /// Hands out queue sequence numbers; the run table's order is the queue's.
 #[derive(Debug, Default)]
 pub struct QueueSeq(AtomicI64);
@@ -46,7 +57,7 @@ pub async fn pass<C: ConnectionTrait>(
         .map(|r| NewRun {
             noderole_id: r.id,
             node_id: r.node_id,
-            reason: "anneal".into(),
+            reason: ANNEAL_REASON.into(),
             priority: false,
             queue_seq: seq.next(),
         })

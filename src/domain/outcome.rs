@@ -3,7 +3,9 @@
 use sea_orm::ConnectionTrait;
 
 use super::facts::{Fact, RunFinished};
-use super::transitions::{block_descendants, move_to, unblock_descendants};
+use super::transitions::{
+    block_descendants, leave_transition, move_to, unblock_descendants, RunOutput,
+};
 use super::{DomainResult, Effects, NoderoleState, RunState};
 use crate::db::{noderoles, runs};
 
@@ -16,6 +18,19 @@ pub async fn start_run<C: ConnectionTrait>(db: &C, run_id: i64) -> DomainResult<
     };
     let facts = move_to(db, &[run.noderole_id], NoderoleState::Transition, true).await?;
     Ok(Some(Effects::with_facts(facts)))
+}
+
+/// Starts a run the annealer queued: it moved the noderole to transition
+/// when it queued the run, and only the run's end moves it again, so
+/// starting it is one statement on the run. `None` when it was no longer
+/// queued.
+pub async fn start_annealed_run<C: ConnectionTrait>(
+    db: &C,
+    run_id: i64,
+) -> DomainResult<Option<Effects>> {
+    Ok(runs::mark_running(db, run_id)
+        .await?
+        .map(|_| Effects::default()))
 }
 
 /// What a jig reported.
@@ -40,20 +55,30 @@ pub async fn finish_run<C: ConnectionTrait>(
         RunState::Failed
     };
     let run = runs::finish(db, run_id, state, result.error.clone()).await?;
-    noderoles::record_run_result(
-        db,
-        run.noderole_id,
-        result.succeeded,
-        result.wall.clone(),
-        &result.runlog,
-    )
-    .await?;
     let to = if result.succeeded {
         NoderoleState::Active
     } else {
         NoderoleState::Error
     };
-    let mut facts = move_to(db, &[run.noderole_id], to, true).await?;
+    let output = RunOutput {
+        succeeded: result.succeeded,
+        wall: result.wall.clone(),
+        runlog: &result.runlog,
+    };
+    let mut facts = match leave_transition(db, run.noderole_id, to, &output).await? {
+        Some(fact) => vec![fact],
+        None => {
+            noderoles::record_run_result(
+                db,
+                run.noderole_id,
+                result.succeeded,
+                result.wall.clone(),
+                &result.runlog,
+            )
+            .await?;
+            move_to(db, &[run.noderole_id], to, true).await?
+        }
+    };
     let named = facts.iter().find_map(|f| match f {
         Fact::NoderoleStateChanged(c) if c.noderole_id == run.noderole_id => {
             Some((c.node_id, c.node.clone(), c.role.clone()))

@@ -50,6 +50,50 @@ pub async fn move_to<C: ConnectionTrait>(
         .collect())
 }
 
+/// Ends the transition of a noderole whose run finished: state and the
+/// run's output in one write, then the children's counts. Returns the fact,
+/// or `None` when the noderole was not in transition (the caller then
+/// takes the general path).
+pub async fn leave_transition<C: ConnectionTrait>(
+    db: &C,
+    id: i64,
+    to: NoderoleState,
+    output: &RunOutput<'_>,
+) -> DomainResult<Option<Fact>> {
+    let Some(moved) = noderoles::finish_transition(
+        db,
+        id,
+        to,
+        output.succeeded,
+        output.wall.clone(),
+        output.runlog,
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    if to == NoderoleState::Active {
+        noderoles::adjust_unmet_parents(db, &[id], -1).await?;
+    }
+    Ok(Some(Fact::NoderoleStateChanged(NoderoleStateChanged {
+        noderole_id: moved.id,
+        node_id: moved.node_id,
+        from: NoderoleState::Transition,
+        to,
+        node: moved.node,
+        role: moved.role,
+        hooks: true,
+    })))
+}
+
+/// What a finished run leaves on its noderole.
+#[derive(Debug, Clone)]
+pub struct RunOutput<'a> {
+    pub succeeded: bool,
+    pub wall: Option<serde_json::Value>,
+    pub runlog: &'a str,
+}
+
 /// Every descendant of `id`, breadth first, without repeats.
 pub async fn descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<i64>> {
     let mut seen = HashSet::new();
