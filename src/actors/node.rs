@@ -13,7 +13,7 @@ use super::runtime::{persistently, Runtime};
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
 use crate::db::{noderoles, runs};
 use crate::domain::outcome::{finish_run, start_annealed_run, start_run, JigResult};
-use crate::domain::{merge_json, DomainError};
+use crate::domain::{merge_json, DomainError, Effects};
 use crate::jigs::JigContext;
 
 /// A queued run as the node actor holds it.
@@ -200,24 +200,18 @@ impl Handler<RunDone> for NodeActor {
 
 /// Starts, executes and records one run.
 async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
-    let started = persistently("starting a run", || async {
-        if ticket.annealed {
-            return start_annealed_run(&rt.db, ticket.run_id).await;
-        }
-        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-        let effects = start_run(&txn, ticket.run_id).await?;
-        txn.commit().await.map_err(crate::db::RepoError::from)?;
-        Ok(effects)
-    })
-    .await?;
-    let Some(effects) = started else {
+    // The start and the read of the run's context are independent; the
+    // run holds one of the global slots while it waits, so both go out at
+    // once.
+    let (started, context) = tokio::join!(start(rt, ticket), load_context(rt, ticket));
+    let Some(effects) = started? else {
         return Ok(());
     };
     rt.counters.started();
     rt.apply("NodeActor", effects).await;
     rt.trace
         .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
-    let result = match load_context(rt, ticket).await {
+    let result = match context {
         Ok(ctx) => rt.jigs.run(ctx).await,
         Err(e) => JigResult {
             succeeded: false,
@@ -236,6 +230,21 @@ async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), D
     rt.counters.finished(result.succeeded);
     rt.apply("NodeActor", effects).await;
     Ok(())
+}
+
+/// Marks the run running (and, for a hook's re-run, its noderole in
+/// transition). `None` when it was no longer queued.
+async fn start(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<Option<Effects>, DomainError> {
+    persistently("starting a run", || async {
+        if ticket.annealed {
+            return start_annealed_run(&rt.db, ticket.run_id).await;
+        }
+        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
+        let effects = start_run(&txn, ticket.run_id).await?;
+        txn.commit().await.map_err(crate::db::RepoError::from)?;
+        Ok(effects)
+    })
+    .await
 }
 
 /// Reads the run's noderole, role, node and data now, when it starts, in

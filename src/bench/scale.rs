@@ -24,7 +24,7 @@ pub async fn run(params: &AnnealParams, sizes: &[usize]) -> Result<Report, Bench
         // its database must outlive it.
         scratches.push(scratch);
         let elapsed = match result {
-            Ok(elapsed) => elapsed,
+            Ok(timing) => timing.elapsed,
             Err(e) => {
                 remove_all(scratches).await;
                 return Err(e);

@@ -416,9 +416,21 @@ pub async fn record_run_result<C: ConnectionTrait>(
     Ok(())
 }
 
+/// A noderole whose transition [`finish_transition`] ended.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct FinishedTransition {
+    pub id: i64,
+    pub node_id: i64,
+    pub node: String,
+    pub role: String,
+    /// Whether any noderole at all is blocked (then a success may unblock
+    /// some of its descendants).
+    pub blocked_somewhere: bool,
+}
+
 /// Ends a noderole's transition: its new state and what its run produced,
-/// written in one statement that also returns its names for the facts.
-/// `None` when it was not in transition.
+/// written in one statement that also returns its names for the facts and
+/// whether anything is blocked. `None` when it was not in transition.
 pub async fn finish_transition<C: ConnectionTrait>(
     db: &C,
     id: i64,
@@ -426,7 +438,7 @@ pub async fn finish_transition<C: ConnectionTrait>(
     succeeded: bool,
     wall: Option<serde_json::Value>,
     runlog: &str,
-) -> RepoResult<Option<NoderoleRef>> {
+) -> RepoResult<Option<FinishedTransition>> {
     let backend = db.get_database_backend();
     let mut values = vec![
         Value::from(to.as_str()),
@@ -447,10 +459,10 @@ pub async fn finish_transition<C: ConnectionTrait>(
     let sql = format!(
         "UPDATE noderole SET state = {}, updated_at = {}, run_count = run_count + {}, \
          runlog = {}{wall_sql} WHERE id = {} AND state = {} \
-         RETURNING id, node_id, role_id, deployment_id, state, run_count, \
+         RETURNING id, node_id, \
          (SELECT name FROM node WHERE node.id = noderole.node_id) AS node, \
          (SELECT name FROM role WHERE role.id = noderole.role_id) AS role, \
-         (SELECT name FROM deployment WHERE deployment.id = noderole.deployment_id) AS deployment",
+         EXISTS (SELECT 1 FROM noderole b WHERE b.state = 'blocked') AS blocked_somewhere",
         p(1),
         p(2),
         p(3),
@@ -459,7 +471,7 @@ pub async fn finish_transition<C: ConnectionTrait>(
         p(6)
     );
     Ok(
-        NoderoleRef::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+        FinishedTransition::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
             .one(db)
             .await?,
     )

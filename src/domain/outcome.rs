@@ -4,7 +4,7 @@ use sea_orm::ConnectionTrait;
 
 use super::facts::{Fact, RunFinished};
 use super::transitions::{
-    block_descendants, leave_transition, move_to, unblock_descendants, RunOutput,
+    block_descendants, leave_transition, move_to, unblock_descendants, walk_to_unblock, RunOutput,
 };
 use super::{DomainResult, Effects, NoderoleState, RunState};
 use crate::db::{noderoles, runs};
@@ -65,29 +65,35 @@ pub async fn finish_run<C: ConnectionTrait>(
         wall: result.wall.clone(),
         runlog: &result.runlog,
     };
-    let mut facts = match leave_transition(db, run.noderole_id, to, &output).await? {
-        Some(fact) => vec![fact],
-        None => {
-            noderoles::record_run_result(
-                db,
-                run.noderole_id,
-                result.succeeded,
-                result.wall.clone(),
-                &result.runlog,
-            )
-            .await?;
-            move_to(db, &[run.noderole_id], to, true).await?
-        }
-    };
+    // `None` when something may be blocked but nobody asked yet.
+    let (mut facts, blocked_somewhere) =
+        match leave_transition(db, run.noderole_id, to, &output).await? {
+            Some((fact, blocked_somewhere)) => (vec![fact], Some(blocked_somewhere)),
+            None => {
+                noderoles::record_run_result(
+                    db,
+                    run.noderole_id,
+                    result.succeeded,
+                    result.wall.clone(),
+                    &result.runlog,
+                )
+                .await?;
+                (move_to(db, &[run.noderole_id], to, true).await?, None)
+            }
+        };
     let named = facts.iter().find_map(|f| match f {
         Fact::NoderoleStateChanged(c) if c.noderole_id == run.noderole_id => {
             Some((c.node_id, c.node.clone(), c.role.clone()))
         }
         _ => None,
     });
+    // Blocked descendants whose parents are all fine again may go on.
     if result.succeeded {
-        // Blocked descendants whose parents are all fine again may go on.
-        facts.extend(unblock_descendants(db, run.noderole_id).await?);
+        match blocked_somewhere {
+            Some(false) => {}
+            Some(true) => facts.extend(walk_to_unblock(db, run.noderole_id).await?),
+            None => facts.extend(unblock_descendants(db, run.noderole_id).await?),
+        }
     } else {
         facts.extend(block_descendants(db, run.noderole_id).await?);
     }

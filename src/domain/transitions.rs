@@ -51,15 +51,15 @@ pub async fn move_to<C: ConnectionTrait>(
 }
 
 /// Ends the transition of a noderole whose run finished: state and the
-/// run's output in one write, then the children's counts. Returns the fact,
-/// or `None` when the noderole was not in transition (the caller then
-/// takes the general path).
+/// run's output in one write, then the children's counts. Returns the fact
+/// and whether anything is blocked anywhere, or `None` when the noderole
+/// was not in transition (the caller then takes the general path).
 pub async fn leave_transition<C: ConnectionTrait>(
     db: &C,
     id: i64,
     to: NoderoleState,
     output: &RunOutput<'_>,
-) -> DomainResult<Option<Fact>> {
+) -> DomainResult<Option<(Fact, bool)>> {
     let Some(moved) = noderoles::finish_transition(
         db,
         id,
@@ -75,7 +75,7 @@ pub async fn leave_transition<C: ConnectionTrait>(
     if to == NoderoleState::Active {
         noderoles::adjust_unmet_parents(db, &[id], -1).await?;
     }
-    Ok(Some(Fact::NoderoleStateChanged(NoderoleStateChanged {
+    let fact = Fact::NoderoleStateChanged(NoderoleStateChanged {
         noderole_id: moved.id,
         node_id: moved.node_id,
         from: NoderoleState::Transition,
@@ -83,7 +83,8 @@ pub async fn leave_transition<C: ConnectionTrait>(
         node: moved.node,
         role: moved.role,
         hooks: true,
-    })))
+    });
+    Ok(Some((fact, moved.blocked_somewhere)))
 }
 
 /// What a finished run leaves on its noderole.
@@ -140,6 +141,12 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
     if !noderoles::any_in_state(db, NoderoleState::Blocked).await? {
         return Ok(Vec::new());
     }
+    walk_to_unblock(db, id).await
+}
+
+/// The walk of [`unblock_descendants`], for a caller that knows something
+/// is blocked.
+pub async fn walk_to_unblock<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Fact>> {
     let mut facts = Vec::new();
     for child in descendants(db, id).await? {
         let Some(r) = noderoles::refs(db, &[child]).await?.pop() else {
