@@ -177,3 +177,137 @@ on_both_databases!(
         assert!(runlog.contains("last DHCP answer: none"), "{runlog}");
     }
 );
+
+const MID_INSTALL_CLUSTER: &str = r#"
+[[node]]
+name = "n2.lab.example"
+alive = true
+interfaces = [{ mac = "52:54:00:99:00:12", ip = "10.99.0.12" }]
+
+[[deployment]]
+name = "ubuntu"
+bindings = [{ role = "provisioner-os-install", nodes = ["n1.lab.example", "n2.lab.example"] }]
+"#;
+
+/// Puts `node` where a kiln that stopped mid-install leaves it: its
+/// os-install noderole active with the reboot it scheduled `ago`, the
+/// machine down, booting `bootenv`.
+async fn leave_mid_install(
+    db: &sea_orm::DatabaseConnection,
+    node: &str,
+    bootenv: &str,
+    ago: Duration,
+) -> i64 {
+    use entity::{node, noderole, role};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let n = node::Entity::find()
+        .filter(node::Column::Name.eq(node))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = role::Entity::find()
+        .filter(role::Column::Name.eq("provisioner-os-install"))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    node::Entity::update_many()
+        .col_expr(node::Column::Alive, Expr::value(false))
+        .col_expr(node::Column::Bootenv, Expr::value(bootenv))
+        .filter(node::Column::Id.eq(n.id))
+        .exec(db)
+        .await
+        .unwrap();
+    let finished = chrono::Utc::now() - chrono::Duration::from_std(ago).unwrap();
+    let nr = noderole::Entity::find()
+        .filter(noderole::Column::NodeId.eq(n.id))
+        .filter(noderole::Column::RoleId.eq(r.id))
+        .one(db)
+        .await
+        .unwrap()
+        .unwrap();
+    noderole::Entity::update_many()
+        .col_expr(noderole::Column::State, Expr::value("active"))
+        .col_expr(noderole::Column::RunCount, Expr::value(1))
+        .col_expr(
+            noderole::Column::Wall,
+            Expr::value(json!({ "reboot_scheduled_ms": 200 })),
+        )
+        .col_expr(noderole::Column::UpdatedAt, Expr::value(finished))
+        .filter(noderole::Column::Id.eq(nr.id))
+        .exec(db)
+        .await
+        .unwrap();
+    nr.id
+}
+
+on_both_databases!(
+    a_restarted_kiln_still_fails_a_machine_that_never_returns,
+    |backend| async move {
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let text = format!("{CLUSTER}{MID_INSTALL_CLUSTER}");
+        let file = cluster::with_builtin_roles(
+            cluster::parse(&text, std::path::Path::new("reboots.toml")).unwrap(),
+        )
+        .unwrap();
+        cluster::apply(&db, &file, false).await.unwrap();
+        // n1 was rebooted into its installer long enough ago that its
+        // deadline passed while kiln was down; n2 is down too, but on its
+        // local disk (powered off after its install): not kiln's to fail.
+        let installing = leave_mid_install(
+            &db,
+            "n1.lab.example",
+            "ubuntu-24.04-install",
+            Duration::from_secs(5),
+        )
+        .await;
+        let powered_off =
+            leave_mid_install(&db, "n2.lab.example", "local", Duration::from_secs(5)).await;
+
+        let mut settings = common::test_settings(&test_db);
+        settings.provisioner.install_timeout_ms = 1500;
+        let app = Application::build(settings).await.expect("kiln starts");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        actix_web::rt::spawn(app.run_until_stopped());
+        let client = reqwest::Client::new();
+        let noderole = |id: i64| {
+            let client = client.clone();
+            let url = format!("{base}/api/v2/noderoles/{id}");
+            async move {
+                client
+                    .get(url)
+                    .bearer_auth(common::TEST_TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            }
+        };
+
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let failed = loop {
+            let nr = noderole(installing).await;
+            if nr["state"] == "error" {
+                break nr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the restarted kiln never failed the install: {nr}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let runlog = failed["runlog"].as_str().unwrap();
+        assert!(
+            runlog.contains("n1.lab.example did not come back alive within 1s"),
+            "{runlog}"
+        );
+        // Well past any deadline of n2's: still active.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(noderole(powered_off).await["state"], "active");
+    }
+);

@@ -668,6 +668,46 @@ pub async fn transition_without_queued_run<C: ConnectionTrait>(db: &C) -> RepoRe
     .collect())
 }
 
+/// An active noderole on a node that is down and not on its local disk:
+/// what a machine in the middle of a reinstall looks like.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct AwaitingReturn {
+    pub noderole_id: i64,
+    pub node_id: i64,
+    pub node: String,
+    pub wall: serde_json::Value,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Active noderoles of `role` on nodes that are not alive and whose bootenv
+/// is not `local` (at start, to re-arm the install watchdog).
+pub async fn awaiting_return<C: ConnectionTrait>(
+    db: &C,
+    role: &str,
+) -> RepoResult<Vec<AwaitingReturn>> {
+    let backend = db.get_database_backend();
+    let sql = format!(
+        "SELECT nr.id AS noderole_id, nr.node_id, n.name AS node, nr.wall, nr.updated_at \
+         FROM noderole nr JOIN node n ON n.id = nr.node_id JOIN role r ON r.id = nr.role_id \
+         WHERE nr.state = 'active' AND n.alive = {f} AND n.bootenv <> 'local' AND r.name = {} \
+         ORDER BY nr.id",
+        placeholders(backend, 1, 1),
+        f = match backend {
+            DbBackend::Postgres => "FALSE",
+            _ => "0",
+        }
+    );
+    Ok(
+        AwaitingReturn::find_by_statement(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [role.into()],
+        ))
+        .all(db)
+        .await?,
+    )
+}
+
 /// Whether any noderole at all is in `state` (an index seek on
 /// `ix_noderole_ready`).
 pub async fn any_in_state<C: ConnectionTrait>(db: &C, state: NoderoleState) -> RepoResult<bool> {

@@ -10,6 +10,11 @@ use crate::domain::facts::{Fact, RebootScheduled};
 /// Role name of the OS installer role.
 pub const BUILTIN_OS_INSTALL: &str = "provisioner-os-install";
 
+/// The key of the wall where os-install records the reboot it scheduled
+/// (its delay in ms): what a restarted kiln reads to keep watching for the
+/// machine's return.
+pub const REBOOT_WALL_KEY: &str = "reboot_scheduled_ms";
+
 /// provisioner-os-install: schedules the node's reboot (`sim.reboot_delay_ms`
 /// by default, noderole data `reboot_delay_ms` to override) and returns at
 /// once, as the seed's script jig did. Whatever powers the machine (the
@@ -29,7 +34,7 @@ impl Jig for OsInstallJig {
             publish_reboot(&ctx.events, &ctx, delay_ms);
             JigResult {
                 succeeded: true,
-                wall: Some(serde_json::json!({ "reboot_scheduled_ms": delay_ms })),
+                wall: Some(serde_json::json!({ REBOOT_WALL_KEY: delay_ms })),
                 runlog: format!("reboot of {} scheduled in {delay_ms}ms\n", ctx.node.name),
                 error: None,
             }

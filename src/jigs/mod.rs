@@ -17,7 +17,7 @@ use std::time::Duration;
 use actix::Addr;
 use futures::future::BoxFuture;
 
-pub use builtin::{OsInstallJig, BUILTIN_OS_INSTALL};
+pub use builtin::{OsInstallJig, BUILTIN_OS_INSTALL, REBOOT_WALL_KEY};
 pub use script::ScriptJig;
 
 use crate::actors::event_bus::EventBus;

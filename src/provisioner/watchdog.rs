@@ -3,7 +3,10 @@
 //! must not look installed forever. Each `RebootScheduled` arms a deadline;
 //! the node calling back `alive: true` disarms it; past it, the noderole
 //! that scheduled the reboot goes to error with what kiln last saw of the
-//! machine in its runlog.
+//! machine in its runlog. Deadlines live in memory; at start the watchdog
+//! re-arms them from the database (machines down, off their local disk,
+//! with an os-install noderole that recorded a reboot), counting from when
+//! that noderole finished, so a restart of kiln forgets no machine.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use super::sightings::Sightings;
 use crate::db::{noderoles, nodes, Key};
 use crate::domain::facts::RebootScheduled;
 use crate::domain::{Fact, NoderoleState};
+use crate::jigs::{BUILTIN_OS_INSTALL, REBOOT_WALL_KEY};
 use crate::orchestrator::Orchestrator;
 
 /// Watches every scheduled reboot until its node is alive again.
@@ -39,11 +43,16 @@ impl InstallWatchdog {
     }
 
     fn arm(&mut self, reboot: RebootScheduled, ctx: &mut Context<Self>) {
+        let wait = Duration::from_millis(reboot.delay_ms) + self.timeout;
+        self.arm_for(reboot, wait, ctx);
+    }
+
+    /// Fails the noderole after `wait` unless the node came back meanwhile.
+    fn arm_for(&mut self, reboot: RebootScheduled, wait: Duration, ctx: &mut Context<Self>) {
         self.generation += 1;
         let generation = self.generation;
         self.armed.insert(reboot.node_id, generation);
-        let deadline = Duration::from_millis(reboot.delay_ms) + self.timeout;
-        ctx.run_later(deadline, move |watchdog, ctx| {
+        ctx.run_later(wait, move |watchdog, ctx| {
             if watchdog.armed.get(&reboot.node_id) != Some(&generation) {
                 return;
             }
@@ -63,8 +72,66 @@ impl InstallWatchdog {
     }
 }
 
+/// Internal: reboots a previous kiln scheduled and never saw the end of.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Rearm(Vec<(RebootScheduled, Duration)>);
+
+/// The reboots the database says machines still owe a return from, each
+/// with what is left of its deadline.
+async fn owed_returns(
+    orchestrator: &Orchestrator,
+    timeout: Duration,
+) -> Result<Vec<(RebootScheduled, Duration)>, crate::db::RepoError> {
+    let owed = noderoles::awaiting_return(orchestrator.db(), BUILTIN_OS_INSTALL).await?;
+    let now = crate::db::now();
+    Ok(owed
+        .into_iter()
+        .filter_map(|row| {
+            let delay_ms = row.wall.get(REBOOT_WALL_KEY)?.as_u64()?;
+            let elapsed = (now - row.updated_at).to_std().unwrap_or_default();
+            let wait = (Duration::from_millis(delay_ms) + timeout).saturating_sub(elapsed);
+            let reboot = RebootScheduled {
+                node_id: row.node_id,
+                noderole_id: row.noderole_id,
+                node: row.node,
+                delay_ms,
+            };
+            Some((reboot, wait))
+        })
+        .collect())
+}
+
 impl Actor for InstallWatchdog {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let orchestrator = self.orchestrator.clone();
+        let timeout = self.timeout;
+        ctx.spawn(
+            async move { owed_returns(&orchestrator, timeout).await }
+                .into_actor(self)
+                .map(|owed, _, ctx| match owed {
+                    Ok(owed) => ctx.notify(Rearm(owed)),
+                    Err(e) => tracing::error!(error = %e, "cannot re-arm the install watchdog"),
+                }),
+        );
+    }
+}
+
+impl Handler<Rearm> for InstallWatchdog {
+    type Result = ();
+
+    fn handle(&mut self, Rearm(owed): Rearm, ctx: &mut Self::Context) {
+        for (reboot, wait) in owed {
+            // A reboot scheduled since start is newer; it keeps its own deadline.
+            if self.armed.contains_key(&reboot.node_id) {
+                continue;
+            }
+            tracing::info!(node = %reboot.node, wait_ms = wait.as_millis() as u64, "watching again for a machine's return");
+            self.arm_for(reboot, wait, ctx);
+        }
+    }
 }
 
 impl Handler<Fact> for InstallWatchdog {
