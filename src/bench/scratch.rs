@@ -1,7 +1,7 @@
 //! A throw-away database for one benchmark: a SQLite file in a temporary
 //! directory, or a fresh PostgreSQL database that is dropped afterwards.
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
 
 use super::BenchError;
 use crate::db::{self, Backend};
@@ -40,7 +40,7 @@ impl Scratch {
                     std::process::id(),
                     rand::random::<u32>()
                 );
-                let admin = Database::connect(postgres_server)
+                let admin = admin_connection(postgres_server)
                     .await
                     .map_err(|e| BenchError::Scratch(format!("{postgres_server}: {e}")))?;
                 admin
@@ -79,7 +79,7 @@ impl Scratch {
             let _ = std::fs::remove_dir_all(dir);
         }
         if let Some((server, name)) = self.pg {
-            if let Ok(admin) = Database::connect(server.as_str()).await {
+            if let Ok(admin) = admin_connection(&server).await {
                 let _ = admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                     .await;
@@ -87,4 +87,12 @@ impl Scratch {
             }
         }
     }
+}
+
+/// A connection to the server for creating and dropping scratch databases.
+/// Quiet: dropping a large one takes seconds, which is no news.
+async fn admin_connection(server: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut options = ConnectOptions::new(server.to_string());
+    options.max_connections(1).sqlx_logging(false);
+    Database::connect(options).await
 }

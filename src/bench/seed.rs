@@ -134,24 +134,10 @@ async fn measure(
     .await?;
     let elapsed = started.elapsed();
     let totals = run_totals(db, committed_at).await?;
-    // The last bootenv changes still re-run the DHCP database; let them
-    // finish before the scratch database is dropped under them.
-    wait_until(
-        db,
-        Duration::from_secs(60),
-        "the last runs to finish",
-        |db| async move {
-            let unfinished = run::Entity::find()
-                .filter(
-                    run::Column::State
-                        .is_in([RunState::Queued.as_str(), RunState::Running.as_str()]),
-                )
-                .count(&db)
-                .await?;
-            Ok(unfinished == 0)
-        },
-    )
-    .await?;
+    // The last bootenv changes still re-run the DHCP database, and each
+    // re-run's own facts may queue another; let the run table stay quiet
+    // for a moment before the scratch database is dropped under them.
+    wait_for_quiet_runs(db, Duration::from_millis(500), Duration::from_secs(60)).await?;
     Ok((elapsed, totals))
 }
 
@@ -259,6 +245,42 @@ async fn settled(db: DatabaseConnection) -> Result<bool, BenchError> {
     Ok(!counts
         .iter()
         .any(|(state, n)| (state == "todo" || state == "transition") && *n > 0))
+}
+
+/// Waits until no run is queued or running and none was added for
+/// `quiet_for`.
+async fn wait_for_quiet_runs(
+    db: &DatabaseConnection,
+    quiet_for: Duration,
+    timeout: Duration,
+) -> Result<(), BenchError> {
+    let deadline = Instant::now() + timeout;
+    let mut quiet_since: Option<(u64, Instant)> = None;
+    loop {
+        let unfinished = run::Entity::find()
+            .filter(
+                run::Column::State.is_in([RunState::Queued.as_str(), RunState::Running.as_str()]),
+            )
+            .count(db)
+            .await?;
+        let total = run::Entity::find().count(db).await?;
+        quiet_since = match quiet_since {
+            _ if unfinished > 0 => None,
+            Some((seen, since)) if seen == total => {
+                if since.elapsed() >= quiet_for {
+                    return Ok(());
+                }
+                Some((seen, since))
+            }
+            _ => Some((total, Instant::now())),
+        };
+        if Instant::now() > deadline {
+            return Err(BenchError::Setup(
+                "timed out waiting for the last runs to finish".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn wait_until<F, Fut>(
