@@ -552,3 +552,55 @@ on_both_databases!(
         assert_eq!(runs.len(), 2, "base then work, each once");
     }
 );
+
+/// Makes every insert into `run` fail, as a database that refuses writes
+/// for a while would, or lets them through again.
+async fn refuse_new_runs(db: &sea_orm::DatabaseConnection, backend: Backend, refuse: bool) {
+    use sea_orm::ConnectionTrait;
+    let sql = match (backend, refuse) {
+        (Backend::Postgres, true) => {
+            "ALTER TABLE run ADD CONSTRAINT test_refuses_runs CHECK (false) NOT VALID"
+        }
+        (Backend::Postgres, false) => "ALTER TABLE run DROP CONSTRAINT test_refuses_runs",
+        (_, true) => {
+            "CREATE TRIGGER test_refuses_runs BEFORE INSERT ON run \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        }
+        (_, false) => "DROP TRIGGER test_refuses_runs",
+    };
+    db.execute_unprepared(sql).await.unwrap();
+}
+
+on_both_databases!(
+    a_failed_annealer_pass_is_tried_again_without_a_new_event,
+    |backend: Backend| async move {
+        let app = spawn_app_with(backend, |_| {}).await;
+        let orch = &app.state.orchestrator;
+        define_roles(&app.db, &[role("work", JigKind::Noop, &[])]).await;
+        add_node(orch, "n1.lab.example", 1, false).await;
+        settle(&app.db, SETTLE).await;
+        deployments::create(&app.db, "retry", None, "")
+            .await
+            .unwrap();
+        bind_all(orch, "retry", "work", &["n1.lab.example"]).await;
+
+        refuse_new_runs(&app.db, backend, true).await;
+        orch.commit_deployment(&Key::Name("retry".into()))
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while orch.annealer_status().await.unwrap().last_error.is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the annealer never tried to queue the run"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The database takes runs again; nothing else happens in kiln, so
+        // only the annealer's own retry can queue this one.
+        refuse_new_runs(&app.db, backend, false).await;
+        let counts = settle(&app.db, Duration::from_secs(20)).await;
+        assert_eq!(count(&counts, "active"), 1, "{counts:?}");
+        assert!(orch.annealer_status().await.unwrap().last_error.is_none());
+    }
+);

@@ -5,7 +5,7 @@
 //! coalesced into one more pass.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use sea_orm::TransactionTrait;
@@ -17,6 +17,11 @@ use crate::domain::Effects;
 
 /// Noderoles moved per pass; more ready ones trigger another pass at once.
 const PASS_LIMIT: u64 = 500;
+
+/// After a failed pass (the database restarting, a deadlock it broke), the
+/// next one comes this much later even if nothing else wakes the annealer:
+/// ready noderoles must not wait for an unrelated event.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Look for ready noderoles.
 #[derive(Debug, Message)]
@@ -43,6 +48,7 @@ pub struct AnnealerStatus {
 #[rtype(result = "()")]
 struct PassDone {
     full: bool,
+    failed: bool,
 }
 
 /// The annealer actor; its runtime arrives after the runtime is built.
@@ -89,19 +95,25 @@ impl Annealer {
             .map(|(outcome, elapsed), act, ctx| {
                 act.status.passes += 1;
                 act.status.last_pass_ms = Some(elapsed.as_millis() as u64);
-                let full = match outcome {
+                let done = match outcome {
                     Ok((started_runs, full)) => {
                         act.status.started_runs += started_runs as u64;
                         act.status.last_error = None;
-                        full
+                        PassDone {
+                            full,
+                            failed: false,
+                        }
                     }
                     Err(e) => {
-                        tracing::error!(error = %e, "annealer pass failed");
+                        tracing::error!(error = %e, "annealer pass failed; trying again shortly");
                         act.status.last_error = Some(e);
-                        false
+                        PassDone {
+                            full: false,
+                            failed: true,
+                        }
                     }
                 };
-                ctx.notify(PassDone { full });
+                ctx.notify(done);
             }),
         );
     }
@@ -150,7 +162,9 @@ impl Handler<PassDone> for Annealer {
 
     fn handle(&mut self, done: PassDone, ctx: &mut Self::Context) {
         self.running = false;
-        if done.full || self.again {
+        if done.failed {
+            ctx.run_later(RETRY_AFTER, |annealer, ctx| annealer.start_pass(ctx));
+        } else if done.full || self.again {
             self.start_pass(ctx);
         }
     }

@@ -548,6 +548,35 @@ pub async fn commit_proposed_data<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Re
     Ok(())
 }
 
+/// Takes a share lock on every parent of `ids` (PostgreSQL; SQLite's one
+/// connection serialises writers anyway), in id order. Committing children
+/// takes it before writing them: a run ending in error on one of those
+/// parents either committed first (and [`with_failed_parent`] sees the
+/// error) or waits, and then finds the children todo and blocks them.
+/// Without it each side could miss the other's change and leave a child
+/// todo under a failed parent.
+pub async fn lock_parents<C: ConnectionTrait>(db: &C, ids: &[i64]) -> RepoResult<()> {
+    let backend = db.get_database_backend();
+    if backend != DbBackend::Postgres {
+        return Ok(());
+    }
+    for chunk in ids.chunks(500) {
+        let sql = format!(
+            "SELECT p.id FROM noderole p WHERE p.id IN \
+             (SELECT e.parent_id FROM noderole_edge e WHERE e.child_id IN ({})) \
+             ORDER BY p.id FOR SHARE",
+            placeholders(backend, 1, chunk.len())
+        );
+        db.query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            id_values(chunk),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
 /// Those of `ids` with a parent in error or blocked.
 pub async fn with_failed_parent<C: ConnectionTrait>(
     db: &C,

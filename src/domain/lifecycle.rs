@@ -35,6 +35,9 @@ pub async fn commit_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResul
 }
 
 async fn commit_noderoles<C: ConnectionTrait>(db: &C, ids: &[i64]) -> DomainResult<Effects> {
+    // Parents first, children after: the order a finishing run takes its
+    // locks in too, so the two never wait on each other in a circle.
+    noderoles::lock_parents(db, ids).await?;
     noderoles::commit_proposed_data(db, ids).await?;
     let failed_above = noderoles::with_failed_parent(db, ids).await?;
     let (blocked, todo): (Vec<i64>, Vec<i64>) =
