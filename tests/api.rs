@@ -333,6 +333,22 @@ on_both_databases!(deployment_walkthrough, |backend| async move {
     )
     .await;
     assert_eq!(status, 404);
+    // A list filter naming something unknown is a bad query parameter,
+    // named, on every list alike.
+    for (path, field) in [
+        ("/api/v2/noderoles?node=ghost.lab.example", "node"),
+        ("/api/v2/noderoles?role=ghost", "role"),
+        ("/api/v2/noderoles?deployment=ghost", "deployment"),
+        ("/api/v2/nodes?deployment=ghost", "deployment"),
+        ("/api/v2/runs?node=ghost.lab.example", "node"),
+    ] {
+        let (status, err) = body(app.get(path).send().await.unwrap()).await;
+        assert_eq!(
+            (status, err["error"]["field"].clone()),
+            (422, json!(field)),
+            "{path}: {err}"
+        );
+    }
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut saw_busy = false;

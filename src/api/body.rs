@@ -89,6 +89,23 @@ impl Page {
     }
 }
 
+/// The id of the node, role or deployment a list filter names. An unknown
+/// one is a bad query parameter (422 naming it), not a missing resource;
+/// any other failure (the database) passes through as it is.
+pub fn filter_id(
+    field: &str,
+    key: &str,
+    found: Result<i64, crate::db::RepoError>,
+) -> Result<i64, ApiError> {
+    found.map_err(|e| match e {
+        crate::db::RepoError::NotFound { .. } => ApiError::Unprocessable {
+            message: format!("{field} `{key}` not found"),
+            field: Some(field.into()),
+        },
+        other => other.into(),
+    })
+}
+
 /// Query-string deserialization errors as 400s naming the parameter.
 pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
     let text = err.to_string();

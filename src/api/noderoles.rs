@@ -45,13 +45,6 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::NotFound(format!("noderole `{raw}` not found")))
 }
 
-fn unknown(field: &str, what: &str, key: &str) -> ApiError {
-    ApiError::Unprocessable {
-        message: format!("{what} `{key}` not found"),
-        field: Some(field.into()),
-    }
-}
-
 #[utoipa::path(
     get,
     path = "/api/v2/noderoles",
@@ -72,16 +65,18 @@ async fn list(
         ..Default::default()
     };
     if let Some(n) = &query.node {
-        let node = nodes::get(&state.db, &Key::parse(n)).await;
-        filter.node_id = Some(node.map_err(|_| unknown("node", "node", n))?.id);
+        let found = nodes::get(&state.db, &Key::parse(n)).await.map(|m| m.id);
+        filter.node_id = Some(body::filter_id("node", n, found)?);
     }
     if let Some(r) = &query.role {
-        let role = roles::get(&state.db, &Key::parse(r)).await;
-        filter.role_id = Some(role.map_err(|_| unknown("role", "role", r))?.id);
+        let found = roles::get(&state.db, &Key::parse(r)).await.map(|m| m.id);
+        filter.role_id = Some(body::filter_id("role", r, found)?);
     }
     if let Some(d) = &query.deployment {
-        let dep = deployments::get(&state.db, &Key::parse(d)).await;
-        filter.deployment_id = Some(dep.map_err(|_| unknown("deployment", "deployment", d))?.id);
+        let found = deployments::get(&state.db, &Key::parse(d))
+            .await
+            .map(|m| m.id);
+        filter.deployment_id = Some(body::filter_id("deployment", d, found)?);
     }
     if let Some(s) = &query.state {
         filter.state = Some(

@@ -97,7 +97,12 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::new(query.limit, query.offset)?;
     let deployment_id = match &query.deployment {
-        Some(d) => Some(deployments::get(&state.db, &Key::parse(d)).await?.id),
+        Some(d) => {
+            let found = deployments::get(&state.db, &Key::parse(d))
+                .await
+                .map(|m| m.id);
+            Some(body::filter_id("deployment", d, found)?)
+        }
         None => None,
     };
     let filter = NodeFilter {

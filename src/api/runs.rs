@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Admin;
-use super::body::Page;
+use super::body::{filter_id, Page};
 use super::ApiError;
 use crate::app::AppState;
 use crate::db::runs::{self, RunFilter};
@@ -59,7 +59,10 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let page = Page::new(query.limit, query.offset)?;
     let node_id = match &query.node {
-        Some(n) => Some(nodes::get(&state.db, &Key::parse(n)).await?.id),
+        Some(n) => {
+            let found = nodes::get(&state.db, &Key::parse(n)).await.map(|m| m.id);
+            Some(filter_id("node", n, found)?)
+        }
         None => None,
     };
     let filter = RunFilter {
