@@ -242,6 +242,21 @@ impl Application {
     }
 }
 
+/// Drops an actix system whose `block_on` has returned. Tasks still in
+/// flight then (a run mid-statement, a discovery registration) are dropped
+/// with it, outside any Tokio context, where a pooled database connection's
+/// drop would panic; entering a spare runtime gives those drops the context
+/// they expect. The binary and the test harness both end systems this way.
+pub fn drop_inside_a_runtime(system: actix_web::rt::SystemRunner) {
+    match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(spare) => {
+            let _context = spare.enter();
+            drop(system);
+        }
+        Err(_) => drop(system),
+    }
+}
+
 /// How nodes reach kiln: `provisioner.api_url`, else `http://` + `http.bind`.
 pub fn api_url(settings: &Settings) -> String {
     if settings.provisioner.api_url.is_empty() {

@@ -225,22 +225,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { bench } => system.block_on(run_bench(bench)),
         other => system.block_on(api_command(other)),
     };
-    drop_inside_a_runtime(system);
+    kiln::app::drop_inside_a_runtime(system);
     result
-}
-
-/// Tasks still in flight at shutdown (a discovery registration mid-query)
-/// are dropped with the actix system, outside any Tokio context, where a
-/// pooled database connection's drop would panic. Entering a spare runtime
-/// gives those drops the context they expect.
-fn drop_inside_a_runtime(system: actix_web::rt::SystemRunner) {
-    match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(spare) => {
-            let _context = spare.enter();
-            drop(system);
-        }
-        Err(_) => drop(system),
-    }
 }
 
 async fn serve(settings: Settings, cluster: Option<PathBuf>) -> anyhow::Result<()> {

@@ -18,17 +18,30 @@ macro_rules! on_both_databases {
             #[allow(unused_imports)]
             use super::*;
 
-            #[actix_web::test]
-            async fn sqlite() {
-                ($body)(kiln::db::Backend::Sqlite).await
+            #[test]
+            fn sqlite() {
+                $crate::common::in_actix_system(($body)(kiln::db::Backend::Sqlite))
             }
 
-            #[actix_web::test]
-            async fn postgres() {
-                ($body)(kiln::db::Backend::Postgres).await
+            #[test]
+            fn postgres() {
+                $crate::common::in_actix_system(($body)(kiln::db::Backend::Postgres))
             }
         }
     };
+}
+
+/// Runs a test body on a fresh actix system, then ends the system the way
+/// the binary does: kiln's runs still in flight when the body returns (or
+/// panics) are dropped inside a Tokio context, so their pooled connections
+/// never abort the test process on the way out.
+pub fn in_actix_system<F: std::future::Future<Output = ()>>(body: F) {
+    let system = actix_web::rt::System::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| system.block_on(body)));
+    kiln::app::drop_inside_a_runtime(system);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// A database that exists for one test and is removed afterwards.
