@@ -128,4 +128,12 @@ echo "$pkg $version" > "$work/out/kernel-version"
 touch "$work/out/done"
 rm -rf "$out"
 mv "$work/out" "$out"
+# Keep only what this build uses; images of older kernels or older scripts
+# would otherwise pile up under target/ with every change (we hold the lock).
+for old in "$cache"/images-*; do
+  [[ "$old" == "$out" ]] || rm -rf "$old"
+done
+for old in "$cache"/debs/*.deb; do
+  [[ "$old" == "$deb" ]] || rm -f "$old"
+done
 echo "$out"
