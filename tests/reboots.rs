@@ -41,6 +41,46 @@ commit = true
 bindings = [{ role = "provisioner-dhcp-database", nodes = ["admin.lab.example"] }]
 "#;
 
+/// Applies a cluster file's text (with kiln's builtin roles) to `db`.
+async fn apply_cluster(db: &sea_orm::DatabaseConnection, text: &str) {
+    let file = cluster::with_builtin_roles(
+        cluster::parse(text, std::path::Path::new("reboots.toml")).unwrap(),
+    )
+    .unwrap();
+    cluster::apply(db, &file, false).await.unwrap();
+}
+
+/// A noderole as the API shows it.
+async fn noderole(client: &reqwest::Client, base: &str, id: i64) -> Value {
+    client
+        .get(format!("{base}/api/v2/noderoles/{id}"))
+        .bearer_auth(common::TEST_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls the noderole until it is in error; fails with `what` at `deadline`.
+async fn wait_for_error(
+    client: &reqwest::Client,
+    base: &str,
+    id: i64,
+    deadline: Instant,
+    what: &str,
+) -> Value {
+    loop {
+        let nr = noderole(client, base, id).await;
+        if nr["state"] == "error" {
+            return nr;
+        }
+        assert!(Instant::now() < deadline, "{what}: {nr}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 on_both_databases!(
     a_machine_that_never_returns_fails_its_install,
     |backend| async move {
@@ -50,11 +90,7 @@ on_both_databases!(
             .try_init();
         let test_db = common::TestDb::new(backend).await;
         let db = test_db.connect().await;
-        let file = cluster::with_builtin_roles(
-            cluster::parse(CLUSTER, std::path::Path::new("reboots.toml")).unwrap(),
-        )
-        .unwrap();
-        cluster::apply(&db, &file, false).await.unwrap();
+        apply_cluster(&db, CLUSTER).await;
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("power.log");
         let command = dir.path().join("power.sh");
@@ -146,23 +182,8 @@ on_both_databases!(
             .unwrap();
         assert!(script.contains("ubuntu-24.04/linux"), "{script}");
 
-        let noderole = loop {
-            let nr: Value = admin(client.get(format!("{base}/api/v2/noderoles/{id}")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if nr["state"] == "error" {
-                break nr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the install never timed out: {nr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let noderole =
+            wait_for_error(&client, &base, id, deadline, "the install never timed out").await;
         let runlog = noderole["runlog"].as_str().unwrap();
         assert!(
             runlog.contains("n1.lab.example did not come back alive within 1s"),
@@ -248,12 +269,7 @@ on_both_databases!(
     |backend| async move {
         let test_db = common::TestDb::new(backend).await;
         let db = test_db.connect().await;
-        let text = format!("{CLUSTER}{MID_INSTALL_CLUSTER}");
-        let file = cluster::with_builtin_roles(
-            cluster::parse(&text, std::path::Path::new("reboots.toml")).unwrap(),
-        )
-        .unwrap();
-        cluster::apply(&db, &file, false).await.unwrap();
+        apply_cluster(&db, &format!("{CLUSTER}{MID_INSTALL_CLUSTER}")).await;
         // n1 was rebooted into its installer long enough ago that its
         // deadline passed while kiln was down; n2 is down too, but on its
         // local disk (powered off after its install): not kiln's to fail.
@@ -273,34 +289,15 @@ on_both_databases!(
         let base = format!("http://127.0.0.1:{}", app.port());
         actix_web::rt::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
-        let noderole = |id: i64| {
-            let client = client.clone();
-            let url = format!("{base}/api/v2/noderoles/{id}");
-            async move {
-                client
-                    .get(url)
-                    .bearer_auth(common::TEST_TOKEN)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json::<Value>()
-                    .await
-                    .unwrap()
-            }
-        };
-
         let deadline = Instant::now() + Duration::from_secs(20);
-        let failed = loop {
-            let nr = noderole(installing).await;
-            if nr["state"] == "error" {
-                break nr;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the restarted kiln never failed the install: {nr}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let failed = wait_for_error(
+            &client,
+            &base,
+            installing,
+            deadline,
+            "the restarted kiln never failed the install",
+        )
+        .await;
         let runlog = failed["runlog"].as_str().unwrap();
         assert!(
             runlog.contains("n1.lab.example did not come back alive within 1s"),
@@ -308,6 +305,9 @@ on_both_databases!(
         );
         // Well past any deadline of n2's: still active.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert_eq!(noderole(powered_off).await["state"], "active");
+        assert_eq!(
+            noderole(&client, &base, powered_off).await["state"],
+            "active"
+        );
     }
 );

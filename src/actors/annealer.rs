@@ -46,9 +46,12 @@ pub struct AnnealerStatus {
 /// Internal: a pass ended.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct PassDone {
-    full: bool,
-    failed: bool,
+enum PassDone {
+    /// It hit the limit: more may be ready.
+    Full,
+    /// It took every ready noderole.
+    Drained,
+    Failed,
 }
 
 /// The annealer actor; its runtime arrives after the runtime is built.
@@ -99,18 +102,16 @@ impl Annealer {
                     Ok((started_runs, full)) => {
                         act.status.started_runs += started_runs as u64;
                         act.status.last_error = None;
-                        PassDone {
-                            full,
-                            failed: false,
+                        if full {
+                            PassDone::Full
+                        } else {
+                            PassDone::Drained
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "annealer pass failed; trying again shortly");
                         act.status.last_error = Some(e);
-                        PassDone {
-                            full: false,
-                            failed: true,
-                        }
+                        PassDone::Failed
                     }
                 };
                 ctx.notify(done);
@@ -162,10 +163,15 @@ impl Handler<PassDone> for Annealer {
 
     fn handle(&mut self, done: PassDone, ctx: &mut Self::Context) {
         self.running = false;
-        if done.failed {
-            ctx.run_later(RETRY_AFTER, |annealer, ctx| annealer.start_pass(ctx));
-        } else if done.full || self.again {
-            self.start_pass(ctx);
+        match done {
+            PassDone::Failed => {
+                ctx.run_later(RETRY_AFTER, |annealer, ctx| {
+                    annealer.start_pass(ctx);
+                });
+            }
+            PassDone::Full => self.start_pass(ctx),
+            PassDone::Drained if self.again => self.start_pass(ctx),
+            PassDone::Drained => {}
         }
     }
 }
