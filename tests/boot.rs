@@ -18,7 +18,7 @@ on_both_databases!(scripts_follow_the_bootenv, |backend| async move {
         &app.db,
         &BootenvSpec {
             name: "debian-12-install".into(),
-            kind: "ipxe".into(),
+            kind: bootenvs::BootenvKind::Ipxe,
             kernel: "debian-12/linux".into(),
             initrd: "debian-12/initrd.gz".into(),
             append: "auto=true url={{answer_url}} kiln.node={{node_name}} kiln.token={{node_token}} kiln.api={{api_url}}".into(),

@@ -9,6 +9,7 @@ use std::path::Path;
 use common::TestDb;
 use kiln::cluster::{self, ClusterError};
 use kiln::db::noderoles;
+use kiln::domain::NoderoleState;
 
 async fn row_counts(db: &sea_orm::DatabaseConnection) -> Vec<i64> {
     use sea_orm::{ConnectionTrait, Statement};
@@ -85,7 +86,7 @@ on_both_databases!(
         .unwrap();
         assert!(refs.iter().any(|r| r.role == "provisioner-dhcp-database"
             && r.node == "admin.lab.example"
-            && r.state == "todo"));
+            && r.state == NoderoleState::Todo));
         assert_eq!(refs.iter().filter(|r| r.role == "burnin").count(), 3);
     }
 );

@@ -153,7 +153,7 @@ on_both_databases!(deployments_form_a_tree, |backend| async move {
         .map(|d| d.name)
         .collect();
     assert_eq!(chain, ["ubuntu-rack1", "ubuntu", "system"]);
-    assert_eq!(ubuntu.state, "proposed");
+    assert_eq!(ubuntu.state, deployments::DeploymentState::Proposed);
     let orphan = deployments::create(&conn, "x", Some("nope"), "").await;
     assert!(matches!(&orphan, Err(RepoError::Invalid { field, .. }) if field == "parent"));
 });

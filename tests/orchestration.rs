@@ -13,14 +13,14 @@ use kiln::db::nodes::NodeChange;
 use kiln::db::roles::JigKind;
 use kiln::db::{bootenvs, noderoles, Backend, Key, RepoError};
 use kiln::domain::binding::BindRequest;
-use kiln::domain::{DomainError, NoderoleState};
+use kiln::domain::{DomainError, NoderoleState, RunState};
 
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn state_of(refs: &[noderoles::NoderoleRef], node: &str, role: &str) -> String {
+fn state_of(refs: &[noderoles::NoderoleRef], node: &str, role: &str) -> NoderoleState {
     refs.iter()
         .find(|r| r.node == node && r.role == role)
-        .map(|r| r.state.clone())
+        .map(|r| r.state)
         .unwrap_or_else(|| panic!("no {role} on {node}"))
 }
 
@@ -64,12 +64,12 @@ on_both_databases!(
         // Binding `top` bound what it requires, proposed.
         let refs = all_refs(&app.db).await;
         assert_eq!(refs.len(), 6);
-        assert!(refs.iter().all(|r| r.state == "proposed"));
+        assert!(refs.iter().all(|r| r.state == NoderoleState::Proposed));
         orch.commit_deployment(&Key::Name("chain".into()))
             .await
             .unwrap();
         let counts = settle(&app.db, SETTLE).await;
-        assert_eq!(count(&counts, "active"), 6, "{counts:?}");
+        assert_eq!(count(&counts, NoderoleState::Active), 6, "{counts:?}");
 
         // Parents finished before their children started, per node.
         let refs = all_refs(&app.db).await;
@@ -122,11 +122,23 @@ on_both_databases!(
         settle(&app.db, SETTLE).await;
 
         let refs = all_refs(&app.db).await;
-        assert_eq!(state_of(&refs, "n1.lab.example", "base"), "active");
-        assert_eq!(state_of(&refs, "n1.lab.example", "middle"), "error");
-        assert_eq!(state_of(&refs, "n1.lab.example", "top"), "blocked");
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "base"),
+            NoderoleState::Active
+        );
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "middle"),
+            NoderoleState::Error
+        );
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "top"),
+            NoderoleState::Blocked
+        );
         // Only descendants are blocked: the sibling branch ran.
-        assert_eq!(state_of(&refs, "n1.lab.example", "beside"), "active");
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "beside"),
+            NoderoleState::Active
+        );
         let middle = refs.iter().find(|r| r.role == "middle").unwrap().id;
         let row = noderoles::get(&app.db, middle).await.unwrap();
         assert!(row.runlog.contains("failing as asked"), "{}", row.runlog);
@@ -148,8 +160,14 @@ on_both_databases!(
         orch.commit_noderole(middle).await.unwrap();
         settle(&app.db, SETTLE).await;
         let refs = all_refs(&app.db).await;
-        assert_eq!(state_of(&refs, "n1.lab.example", "middle"), "active");
-        assert_eq!(state_of(&refs, "n1.lab.example", "top"), "active");
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "middle"),
+            NoderoleState::Active
+        );
+        assert_eq!(
+            state_of(&refs, "n1.lab.example", "top"),
+            NoderoleState::Active
+        );
         insta::assert_snapshot!(
             "failure_blocks_descendants_then_retry",
             story(orch, &["n1.lab.example"])
@@ -176,7 +194,10 @@ on_both_databases!(retry_runs_a_failed_noderole_again, |backend| async move {
     settle(&app.db, SETTLE).await;
     let refs = all_refs(&app.db).await;
     let flaky = refs.iter().find(|r| r.role == "flaky").unwrap().id;
-    assert_eq!(state_of(&refs, "n1.lab.example", "after"), "blocked");
+    assert_eq!(
+        state_of(&refs, "n1.lab.example", "after"),
+        NoderoleState::Blocked
+    );
     orch.retry_noderole(flaky).await.unwrap();
     settle(&app.db, SETTLE).await;
     let runs: Vec<_> = intervals(&app.db)
@@ -185,9 +206,12 @@ on_both_databases!(retry_runs_a_failed_noderole_again, |backend| async move {
         .filter(|r| r.noderole_id == flaky)
         .collect();
     assert_eq!(runs.len(), 2, "retry queued a second run");
-    assert!(runs.iter().all(|r| r.state == "failed"));
+    assert!(runs.iter().all(|r| r.state == RunState::Failed));
     let refs = all_refs(&app.db).await;
-    assert_eq!(state_of(&refs, "n1.lab.example", "after"), "blocked");
+    assert_eq!(
+        state_of(&refs, "n1.lab.example", "after"),
+        NoderoleState::Blocked
+    );
 });
 
 on_both_databases!(thirty_nodes_share_ten_slots, |backend| async move {
@@ -211,7 +235,7 @@ on_both_databases!(thirty_nodes_share_ten_slots, |backend| async move {
         .await
         .unwrap();
     let counts = settle(&app.db, SETTLE).await;
-    assert_eq!(count(&counts, "active"), 30);
+    assert_eq!(count(&counts, NoderoleState::Active), 30);
     let runs = intervals(&app.db).await;
     assert_eq!(runs.len(), 30);
     let overlap = max_overlap(&runs);
@@ -246,7 +270,7 @@ on_both_databases!(seed_flow_up_to_dhcp_database_reruns, |backend| async move {
         &app.db,
         &bootenvs::BootenvSpec {
             name: "ubuntu-24.04-install".into(),
-            kind: "ipxe".into(),
+            kind: bootenvs::BootenvKind::Ipxe,
             ..Default::default()
         },
     )
@@ -290,7 +314,7 @@ on_both_databases!(seed_flow_up_to_dhcp_database_reruns, |backend| async move {
     let dhcp_runs: Vec<_> = intervals(&app.db)
         .await
         .into_iter()
-        .filter(|r| r.state == "succeeded")
+        .filter(|r| r.state == RunState::Succeeded)
         .collect();
     let install_runs = dhcp_runs.iter().filter(|r| r.node_id != 1).count();
     assert_eq!(install_runs, 3);
@@ -410,13 +434,13 @@ on_both_databases!(
             async move { noderoles::get(&db, id).await.unwrap() }
         };
         let m = log("missing").await;
-        assert_eq!(m.state, "error");
+        assert_eq!(m.state, NoderoleState::Error);
         assert!(m.runlog.contains("does not exist"), "{}", m.runlog);
         let u = log("unexec").await;
-        assert_eq!(u.state, "error");
+        assert_eq!(u.state, NoderoleState::Error);
         assert!(u.runlog.contains("not executable"), "{}", u.runlog);
         let f = log("fine").await;
-        assert_eq!(f.state, "active", "{}", f.runlog);
+        assert_eq!(f.state, NoderoleState::Active, "{}", f.runlog);
         assert!(
             f.runlog.contains("hello n1.lab.example fine"),
             "{}",
@@ -467,7 +491,7 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
         .await
         .unwrap()
         .expect("the run was queued");
-    assert_eq!(started.state, "running");
+    assert_eq!(started.state, RunState::Running);
     drop(db);
 
     let settings = common::test_settings(&test_db);
@@ -477,16 +501,16 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
     let db = app.state().db.clone();
     actix_web::rt::spawn(app.run_until_stopped());
     let counts = settle(&db, SETTLE).await;
-    assert_eq!(count(&counts, "active"), 1, "{counts:?}");
+    assert_eq!(count(&counts, NoderoleState::Active), 1, "{counts:?}");
     let runs = intervals(&db).await;
     assert_eq!(runs.len(), 1);
-    assert_eq!(runs[0].state, "succeeded");
+    assert_eq!(runs[0].state, RunState::Succeeded);
     assert_eq!(
         noderoles::get(&db, runs[0].noderole_id)
             .await
             .unwrap()
             .state,
-        NoderoleState::Active.as_str()
+        NoderoleState::Active
     );
 });
 
@@ -547,7 +571,7 @@ on_both_databases!(
         let db = app.state().db.clone();
         actix_web::rt::spawn(app.run_until_stopped());
         let counts = settle(&db, SETTLE).await;
-        assert_eq!(count(&counts, "active"), 2, "{counts:?}");
+        assert_eq!(count(&counts, NoderoleState::Active), 2, "{counts:?}");
         let runs = intervals(&db).await;
         assert_eq!(runs.len(), 2, "base then work, each once");
     }
@@ -600,7 +624,7 @@ on_both_databases!(
         // only the annealer's own retry can queue this one.
         refuse_new_runs(&app.db, backend, false).await;
         let counts = settle(&app.db, Duration::from_secs(20)).await;
-        assert_eq!(count(&counts, "active"), 1, "{counts:?}");
+        assert_eq!(count(&counts, NoderoleState::Active), 1, "{counts:?}");
         assert!(orch.annealer_status().await.unwrap().last_error.is_none());
     }
 );

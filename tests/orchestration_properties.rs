@@ -14,7 +14,7 @@ use entity::noderole_edge;
 use kiln::db::roles::JigKind;
 use kiln::db::{deployments, noderoles, Key, RepoError};
 use kiln::domain::binding::BindRequest;
-use kiln::domain::DomainError;
+use kiln::domain::{DomainError, NoderoleState};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
@@ -126,15 +126,17 @@ async fn check(backend: kiln::db::Backend, case: Case) {
     .unwrap();
     // Expected end state per role from the graph: error if it fails itself
     // with healthy ancestors, blocked under a failed ancestor, else active.
-    let mut expected: Vec<&str> = Vec::new();
+    let mut expected: Vec<NoderoleState> = Vec::new();
     for (parents, fails, _) in &case.roles {
-        let upstream_failed = parents.iter().any(|p| expected[*p] != "active");
+        let upstream_failed = parents
+            .iter()
+            .any(|p| expected[*p] != NoderoleState::Active);
         expected.push(if upstream_failed {
-            "blocked"
+            NoderoleState::Blocked
         } else if *fails {
-            "error"
+            NoderoleState::Error
         } else {
-            "active"
+            NoderoleState::Active
         });
     }
     for r in refs {

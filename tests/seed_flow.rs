@@ -11,6 +11,7 @@ use common::TestDb;
 use kiln::app::Application;
 use kiln::cluster;
 use kiln::db::{noderoles, nodes, Key};
+use kiln::domain::RunState;
 use serde_json::json;
 
 const NODES: [&str; 5] = [
@@ -171,7 +172,7 @@ on_both_databases!(seed_flow_with_simulated_machines, |backend| async move {
         .filter(|r| role_of(r.noderole_id) == "provisioner-os-install")
         .collect();
     assert_eq!(installs.len(), 5, "one install run per node");
-    assert!(installs.iter().all(|r| r.state == "succeeded"));
+    assert!(installs.iter().all(|r| r.state == RunState::Succeeded));
     assert!(max_overlap(&runs) <= 10);
     for n in NODES {
         let inventory = refs

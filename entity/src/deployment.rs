@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::states::DeploymentState;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "deployment")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     #[sea_orm(unique)]
     pub name: String,
     pub parent_id: Option<i64>,
-    pub state: String,
+    pub state: DeploymentState,
     pub description: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -15,3 +15,4 @@ pub mod prelude;
 pub mod role;
 pub mod role_requirement;
 pub mod run;
+pub mod states;

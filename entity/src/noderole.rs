@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::states::NoderoleState;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "noderole")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub node_id: i64,
     pub role_id: i64,
     pub deployment_id: i64,
-    pub state: String,
+    pub state: NoderoleState,
     pub unmet_parents: i32,
     pub run_count: i32,
     pub proposed_data: Json,

@@ -1,6 +1,8 @@
 use sea_orm::entity::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::states::RunState;
+
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
 #[sea_orm(table_name = "run")]
 pub struct Model {
@@ -9,7 +11,7 @@ pub struct Model {
     pub noderole_id: i64,
     pub node_id: i64,
     pub reason: String,
-    pub state: String,
+    pub state: RunState,
     pub priority: bool,
     pub queue_seq: i64,
     pub queued_at: DateTimeUtc,

@@ -12,6 +12,7 @@ use entity::node;
 use super::ApiError;
 use crate::app::AppState;
 use crate::db::{bootenvs, nodes, Key};
+use crate::domain::BootenvKind;
 use crate::provisioner::boot::{ipxe_script, variables, BootUrls};
 use crate::provisioner::discovery;
 use crate::provisioner::template::render;
@@ -70,7 +71,7 @@ async fn script(
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
     state.sightings.boot_script(&mac, &bootenv.name);
-    let token = if bootenv.kind == "local" {
+    let token = if bootenv.kind == BootenvKind::Local {
         None
     } else {
         Some(nodes::rotate_token(&state.db, node.id).await?)

@@ -13,7 +13,9 @@ use super::ApiError;
 use crate::app::AppState;
 use crate::db::runs::{self, RunFilter};
 use crate::db::{noderoles, nodes, Key};
+use crate::domain::anneal::work_remains;
 use crate::domain::{NoderoleState, RunState};
+use sea_orm::Iterable;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -27,16 +29,7 @@ struct ListQuery {
 }
 
 fn run_state(raw: &str) -> Result<RunState, ApiError> {
-    [
-        RunState::Queued,
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::Cancelled,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == raw)
-    .ok_or_else(|| ApiError::Unprocessable {
+    RunState::parse(raw).ok_or_else(|| ApiError::Unprocessable {
         message: format!("`{raw}` is not a run state"),
         field: Some("state".into()),
     })
@@ -145,16 +138,13 @@ async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
 #[get("/anneal")]
 async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = noderoles::count_by_state(&state.db).await?;
-    let mut by_state: serde_json::Map<String, serde_json::Value> = NoderoleState::ALL
-        .iter()
+    let mut by_state: serde_json::Map<String, serde_json::Value> = NoderoleState::iter()
         .map(|s| (s.as_str().to_string(), json!(0)))
         .collect();
     for (s, n) in &counts {
-        by_state.insert(s.clone(), json!(n));
+        by_state.insert(s.as_str().to_string(), json!(n));
     }
-    let busy = counts
-        .iter()
-        .any(|(s, n)| (s == "todo" || s == "transition") && *n > 0);
+    let busy = work_remains(&counts);
     let annealer = state.orchestrator.annealer_status().await?;
     let body = json!({
         "settled": !busy,

@@ -9,6 +9,7 @@ use sea_orm::TransactionTrait;
 use super::{commit_bound, fleet, scratch::Scratch, BenchError, Report, Row};
 use crate::db::roles::{self, JigKind, RoleSpec};
 use crate::db::{deployments, noderoles, Backend, Key};
+use crate::domain::NoderoleState;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 
 /// What to measure.
@@ -129,7 +130,7 @@ async fn all_active(scratch: &Scratch, transitions: i64) -> Result<bool, BenchEr
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     Ok(counts
         .iter()
-        .any(|(s, n)| s == "active" && *n >= transitions))
+        .any(|(s, n)| *s == NoderoleState::Active && *n >= transitions))
 }
 
 /// Roles r0 <- r1 <- ... (implicit, so each node chains on itself), nodes,

@@ -242,9 +242,7 @@ async fn settled(db: DatabaseConnection) -> Result<bool, BenchError> {
     let counts = noderoles::count_by_state(&db)
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
-    Ok(!counts
-        .iter()
-        .any(|(state, n)| (state == "todo" || state == "transition") && *n > 0))
+    Ok(!crate::domain::anneal::work_remains(&counts))
 }
 
 /// Waits until no run is queued or running and none was added for

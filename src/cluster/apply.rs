@@ -13,7 +13,7 @@ use crate::db::nodes::{self, NewInterface, NewNode, NodeChange};
 use crate::db::roles::{self, JigKind, RoleSpec};
 use crate::db::{deployments, noderoles, Key, RepoError};
 use crate::domain::binding::{bind, BindRequest};
-use crate::domain::{lifecycle, DomainError, Effects, NoderoleState};
+use crate::domain::{lifecycle, BootenvKind, DeploymentState, DomainError, Effects, NoderoleState};
 
 /// What applying did (or, in a dry run, would do).
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -143,9 +143,15 @@ pub async fn apply(
     }
     for b in &file.bootenvs {
         let created = bootenvs::get(&txn, &b.name).await.is_err();
+        let kind = BootenvKind::parse(&b.kind).ok_or_else(|| {
+            ctx.invalid(
+                format!("bootenv {}", b.name),
+                format!("invalid kind: `{}` is not `ipxe` or `local`", b.kind),
+            )
+        })?;
         let spec = BootenvSpec {
             name: b.name.clone(),
-            kind: b.kind.clone(),
+            kind,
             kernel: b.kernel.clone(),
             initrd: b.initrd.clone(),
             append: b.append.clone(),
@@ -274,7 +280,7 @@ pub async fn apply(
                 noderoles::of_deployment_in(&txn, deployment.id, &[NoderoleState::Proposed])
                     .await
                     .map_err(|e| ctx.repo(&field, e))?;
-            if !proposed.is_empty() || deployment.state == "proposed" {
+            if !proposed.is_empty() || deployment.state == DeploymentState::Proposed {
                 let e = lifecycle::commit_deployment(&txn, &Key::Id(deployment.id))
                     .await
                     .map_err(|e| ctx.domain(&field, e))?;

@@ -6,13 +6,13 @@ use sea_orm::{
 };
 
 use super::{RepoError, RepoResult};
+pub use entity::states::BootenvKind;
 
 /// A bootenv as cluster files declare it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BootenvSpec {
     pub name: String,
-    /// `ipxe` (kernel + initrd) or `local` (boot from disk).
-    pub kind: String,
+    pub kind: BootenvKind,
     pub kernel: String,
     pub initrd: String,
     pub append: String,
@@ -29,6 +29,12 @@ pub async fn get<C: ConnectionTrait>(db: &C, name: &str) -> RepoResult<bootenv::
         .ok_or_else(|| RepoError::not_found("bootenv", name))
 }
 
+/// Whether the bootenv named `name` boots the node from its own disk (its
+/// kind is `local`, whatever it is called).
+pub async fn boots_from_disk<C: ConnectionTrait>(db: &C, name: &str) -> RepoResult<bool> {
+    Ok(get(db, name).await?.kind == BootenvKind::Local)
+}
+
 /// Every bootenv by name.
 pub async fn list<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<bootenv::Model>> {
     Ok(bootenv::Entity::find()
@@ -42,12 +48,6 @@ pub async fn upsert<C: ConnectionTrait>(
     db: &C,
     spec: &BootenvSpec,
 ) -> RepoResult<(bootenv::Model, bool)> {
-    if !matches!(spec.kind.as_str(), "ipxe" | "local") {
-        return Err(RepoError::Invalid {
-            field: "kind".into(),
-            reason: format!("`{}` is not `ipxe` or `local`", spec.kind),
-        });
-    }
     let existing = bootenv::Entity::find()
         .filter(bootenv::Column::Name.eq(spec.name.as_str()))
         .one(db)
@@ -59,7 +59,7 @@ pub async fn upsert<C: ConnectionTrait>(
             ..Default::default()
         },
     };
-    active.kind = Set(spec.kind.clone());
+    active.kind = Set(spec.kind);
     active.kernel = Set(spec.kernel.clone());
     active.initrd = Set(spec.initrd.clone());
     active.append = Set(spec.append.clone());

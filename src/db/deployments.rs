@@ -6,27 +6,7 @@ use sea_orm::{
 };
 
 use super::{now, Key, RepoError, RepoResult};
-
-/// Lifecycle of a deployment (stored as text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeploymentState {
-    Proposed,
-    Committed,
-    Active,
-    Error,
-}
-
-impl DeploymentState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeploymentState::Proposed => "proposed",
-            DeploymentState::Committed => "committed",
-            DeploymentState::Active => "active",
-            DeploymentState::Error => "error",
-        }
-    }
-}
+pub use entity::states::DeploymentState;
 
 /// One deployment by id or name.
 pub async fn get<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<deployment::Model> {
@@ -68,7 +48,7 @@ pub async fn create<C: ConnectionTrait>(
     deployment::ActiveModel {
         name: Set(name.to_string()),
         parent_id: Set(Some(parent.id)),
-        state: Set(DeploymentState::Proposed.as_str().into()),
+        state: Set(DeploymentState::Proposed),
         description: Set(description.to_string()),
         created_at: Set(stamp),
         updated_at: Set(stamp),
@@ -90,8 +70,8 @@ pub async fn observed<C: ConnectionTrait>(
     mut row: deployment::Model,
 ) -> RepoResult<deployment::Model> {
     use crate::db::noderoles::{any_of_deployment, StateTest};
-    use crate::domain::NoderoleState;
-    if row.state == DeploymentState::Proposed.as_str() {
+    use entity::states::NoderoleState;
+    if row.state == DeploymentState::Proposed {
         return Ok(row);
     }
     let state = if any_of_deployment(db, row.id, StateTest::In(NoderoleState::Error)).await? {
@@ -101,7 +81,7 @@ pub async fn observed<C: ConnectionTrait>(
     } else {
         DeploymentState::Active
     };
-    row.state = state.as_str().into();
+    row.state = state;
     Ok(row)
 }
 
@@ -150,7 +130,7 @@ pub async fn set_state<C: ConnectionTrait>(
 ) -> RepoResult<deployment::Model> {
     let row = get(db, &Key::Id(id)).await?;
     let mut active: deployment::ActiveModel = row.into();
-    active.state = Set(state.as_str().into());
+    active.state = Set(state);
     active.updated_at = Set(now());
     Ok(active.update(db).await?)
 }

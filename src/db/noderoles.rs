@@ -11,7 +11,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::{now, RepoError, RepoResult};
-use crate::domain::NoderoleState;
+use entity::states::{BootenvKind, DeploymentState, NoderoleState, RunState};
 
 /// A noderole with the names of its node, role and deployment: what facts,
 /// traces and the API show, fetched in one join.
@@ -21,17 +21,11 @@ pub struct NoderoleRef {
     pub node_id: i64,
     pub role_id: i64,
     pub deployment_id: i64,
-    pub state: String,
+    pub state: NoderoleState,
     pub run_count: i32,
     pub node: String,
     pub role: String,
     pub deployment: String,
-}
-
-impl NoderoleRef {
-    pub fn state(&self) -> NoderoleState {
-        NoderoleState::parse(&self.state).unwrap_or(NoderoleState::Error)
-    }
 }
 
 const REF_SELECT: &str = "SELECT nr.id, nr.node_id, nr.role_id, nr.deployment_id, nr.state, \
@@ -123,7 +117,7 @@ pub async fn list_refs<C: ConnectionTrait>(
         push("nr.deployment_id", v.into());
     }
     if let Some(v) = filter.state {
-        push("nr.state", v.as_str().into());
+        push("nr.state", v.into());
     }
     let filter_sql = if clauses.is_empty() {
         String::new()
@@ -198,9 +192,7 @@ pub async fn of_deployment_in<C: ConnectionTrait>(
 ) -> RepoResult<Vec<noderole::Model>> {
     Ok(noderole::Entity::find()
         .filter(noderole::Column::DeploymentId.eq(deployment_id))
-        .filter(
-            noderole::Column::State.is_in(states.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
-        )
+        .filter(noderole::Column::State.is_in(states.iter().copied()))
         .order_by_asc(noderole::Column::Id)
         .all(db)
         .await?)
@@ -219,7 +211,7 @@ pub async fn insert<C: ConnectionTrait>(
         node_id: Set(node_id),
         role_id: Set(role_id),
         deployment_id: Set(deployment_id),
-        state: Set(NoderoleState::Proposed.as_str().into()),
+        state: Set(NoderoleState::Proposed),
         unmet_parents: Set(0),
         run_count: Set(0),
         proposed_data: Set(data),
@@ -261,9 +253,8 @@ pub async fn add_edge<C: ConnectionTrait>(
         .lock_shared()
         .one(db)
         .await?
-        .map(|p| p.state)
-        .unwrap_or_else(|| parent.state.clone());
-    if state != NoderoleState::Active.as_str() {
+        .map_or(parent.state, |p| p.state);
+    if state != NoderoleState::Active {
         let backend = db.get_database_backend();
         db.execute_raw(Statement::from_sql_and_values(
             backend,
@@ -328,7 +319,7 @@ pub async fn set_state<C: ConnectionTrait>(
 ) -> RepoResult<()> {
     let backend = db.get_database_backend();
     for chunk in ids.chunks(500) {
-        let mut values = vec![Value::from(state.as_str()), Value::from(now())];
+        let mut values = vec![Value::from(state), Value::from(now())];
         values.extend(id_values(chunk));
         db.execute_raw(Statement::from_sql_and_values(
             backend,
@@ -348,15 +339,26 @@ pub async fn set_state<C: ConnectionTrait>(
 /// Recounts every noderole's `unmet_parents` from the edges (at start, so a
 /// count that drifted can never leave a noderole waiting forever).
 pub async fn recount_unmet_parents<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
-    let result = db
-        .execute_unprepared(
-            "UPDATE noderole SET unmet_parents = (SELECT COUNT(*) FROM noderole_edge e \
-             JOIN noderole p ON p.id = e.parent_id \
-             WHERE e.child_id = noderole.id AND p.state <> 'active') \
-             WHERE unmet_parents <> (SELECT COUNT(*) FROM noderole_edge e \
-             JOIN noderole p ON p.id = e.parent_id \
-             WHERE e.child_id = noderole.id AND p.state <> 'active')",
+    let backend = db.get_database_backend();
+    let unmet = |p| {
+        format!(
+            "(SELECT COUNT(*) FROM noderole_edge e JOIN noderole p ON p.id = e.parent_id \
+             WHERE e.child_id = noderole.id AND p.state <> {})",
+            placeholders(backend, p, 1)
         )
+    };
+    let sql = format!(
+        "UPDATE noderole SET unmet_parents = {} WHERE unmet_parents <> {}",
+        unmet(1),
+        unmet(2)
+    );
+    let active = Value::from(NoderoleState::Active);
+    let result = db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [active.clone(), active],
+        ))
         .await?;
     Ok(result.rows_affected())
 }
@@ -441,17 +443,18 @@ pub async fn finish_transition<C: ConnectionTrait>(
 ) -> RepoResult<Option<FinishedTransition>> {
     let backend = db.get_database_backend();
     let mut values = vec![
-        Value::from(to.as_str()),
+        Value::from(to),
         Value::from(now()),
         Value::from(i32::from(succeeded)),
         Value::from(runlog.to_string()),
         Value::from(id),
-        Value::from(NoderoleState::Transition.as_str()),
+        Value::from(NoderoleState::Transition),
+        Value::from(NoderoleState::Blocked),
     ];
     let wall_sql = match wall {
         Some(wall) => {
             values.push(Value::from(wall));
-            format!(", wall = {}", placeholders(backend, 7, 1))
+            format!(", wall = {}", placeholders(backend, 8, 1))
         }
         None => String::new(),
     };
@@ -462,13 +465,14 @@ pub async fn finish_transition<C: ConnectionTrait>(
          RETURNING id, node_id, \
          (SELECT name FROM node WHERE node.id = noderole.node_id) AS node, \
          (SELECT name FROM role WHERE role.id = noderole.role_id) AS role, \
-         EXISTS (SELECT 1 FROM noderole b WHERE b.state = 'blocked') AS blocked_somewhere",
+         EXISTS (SELECT 1 FROM noderole b WHERE b.state = {}) AS blocked_somewhere",
         p(1),
         p(2),
         p(3),
         p(4),
         p(5),
-        p(6)
+        p(6),
+        p(7)
     );
     Ok(
         FinishedTransition::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
@@ -588,15 +592,17 @@ pub async fn with_failed_parent<C: ConnectionTrait>(
         let sql = format!(
             "SELECT DISTINCT e.child_id AS id FROM noderole_edge e \
              JOIN noderole p ON p.id = e.parent_id \
-             WHERE p.state IN ('error', 'blocked') AND e.child_id IN ({})",
-            placeholders(backend, 1, chunk.len())
+             WHERE p.state IN ({}) AND e.child_id IN ({})",
+            placeholders(backend, 1, 2),
+            placeholders(backend, 3, chunk.len())
         );
+        let mut values = vec![
+            Value::from(NoderoleState::Error),
+            Value::from(NoderoleState::Blocked),
+        ];
+        values.extend(id_values(chunk));
         let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                id_values(chunk),
-            ))
+            .query_all_raw(Statement::from_sql_and_values(backend, sql, values))
             .await?;
         for row in rows {
             out.insert(row.try_get::<i64>("", "id")?);
@@ -643,25 +649,31 @@ pub async fn ready<C: ConnectionTrait>(db: &C, limit: u64) -> RepoResult<Vec<Rea
         "SELECT nr.id, nr.node_id, r.destructive, r.priority, nr.run_count \
          FROM noderole nr JOIN node n ON n.id = nr.node_id \
          JOIN role r ON r.id = nr.role_id JOIN deployment d ON d.id = nr.deployment_id \
-         WHERE nr.state = 'todo' AND nr.unmet_parents = 0 AND n.alive = {t} AND n.available = {t} \
-         AND d.state <> 'proposed' ORDER BY nr.id LIMIT {limit}",
-        t = match backend {
-            DbBackend::Postgres => "TRUE",
-            _ => "1",
-        }
+         WHERE nr.state = {} AND nr.unmet_parents = 0 AND n.alive = {} AND n.available = {} \
+         AND d.state <> {} ORDER BY nr.id LIMIT {limit}",
+        placeholders(backend, 1, 1),
+        placeholders(backend, 2, 1),
+        placeholders(backend, 3, 1),
+        placeholders(backend, 4, 1),
     );
+    let values = [
+        Value::from(NoderoleState::Todo),
+        Value::from(true),
+        Value::from(true),
+        Value::from(DeploymentState::Proposed),
+    ];
     Ok(
-        ReadyNoderole::find_by_statement(Statement::from_string(backend, sql))
+        ReadyNoderole::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
             .all(db)
             .await?,
     )
 }
 
 /// Counts of noderoles by state.
-pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(String, i64)>> {
+pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(NoderoleState, i64)>> {
     #[derive(FromQueryResult)]
     struct Count {
-        state: String,
+        state: NoderoleState,
         n: i64,
     }
     let backend = db.get_database_backend();
@@ -685,16 +697,25 @@ pub async fn transition_without_queued_run<C: ConnectionTrait>(db: &C) -> RepoRe
         id: i64,
     }
     let backend = db.get_database_backend();
-    Ok(Id::find_by_statement(Statement::from_string(
-        backend,
-        "SELECT nr.id FROM noderole nr WHERE nr.state = 'transition' AND NOT EXISTS \
-         (SELECT 1 FROM run r WHERE r.noderole_id = nr.id AND r.state IN ('queued', 'running'))",
-    ))
-    .all(db)
-    .await?
-    .into_iter()
-    .map(|r| r.id)
-    .collect())
+    let sql = format!(
+        "SELECT nr.id FROM noderole nr WHERE nr.state = {} AND NOT EXISTS \
+         (SELECT 1 FROM run r WHERE r.noderole_id = nr.id AND r.state IN ({}))",
+        placeholders(backend, 1, 1),
+        placeholders(backend, 2, 2)
+    );
+    let values = [
+        Value::from(NoderoleState::Transition),
+        Value::from(RunState::Queued),
+        Value::from(RunState::Running),
+    ];
+    Ok(
+        Id::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect(),
+    )
 }
 
 /// An active noderole on a node that is down and not on its local disk:
@@ -718,22 +739,24 @@ pub async fn awaiting_return<C: ConnectionTrait>(
     let sql = format!(
         "SELECT nr.id AS noderole_id, nr.node_id, n.name AS node, nr.wall, nr.updated_at \
          FROM noderole nr JOIN node n ON n.id = nr.node_id JOIN role r ON r.id = nr.role_id \
-         WHERE nr.state = 'active' AND n.alive = {f} AND n.bootenv <> 'local' AND r.name = {} \
+         JOIN bootenv b ON b.name = n.bootenv \
+         WHERE nr.state = {} AND n.alive = {} AND b.kind <> {} AND r.name = {} \
          ORDER BY nr.id",
         placeholders(backend, 1, 1),
-        f = match backend {
-            DbBackend::Postgres => "FALSE",
-            _ => "0",
-        }
+        placeholders(backend, 2, 1),
+        placeholders(backend, 3, 1),
+        placeholders(backend, 4, 1),
     );
+    let values = [
+        Value::from(NoderoleState::Active),
+        Value::from(false),
+        Value::from(BootenvKind::Local),
+        Value::from(role),
+    ];
     Ok(
-        AwaitingReturn::find_by_statement(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [role.into()],
-        ))
-        .all(db)
-        .await?,
+        AwaitingReturn::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .all(db)
+            .await?,
     )
 }
 
@@ -741,7 +764,7 @@ pub async fn awaiting_return<C: ConnectionTrait>(
 /// `ix_noderole_ready`).
 pub async fn any_in_state<C: ConnectionTrait>(db: &C, state: NoderoleState) -> RepoResult<bool> {
     Ok(noderole::Entity::find()
-        .filter(noderole::Column::State.eq(state.as_str()))
+        .filter(noderole::Column::State.eq(state))
         .one(db)
         .await?
         .is_some())
@@ -762,8 +785,8 @@ pub async fn any_of_deployment<C: ConnectionTrait>(
     test: StateTest,
 ) -> RepoResult<bool> {
     let state = match test {
-        StateTest::In(s) => noderole::Column::State.eq(s.as_str()),
-        StateTest::NotIn(s) => noderole::Column::State.ne(s.as_str()),
+        StateTest::In(s) => noderole::Column::State.eq(s),
+        StateTest::NotIn(s) => noderole::Column::State.ne(s),
     };
     Ok(noderole::Entity::find()
         .filter(noderole::Column::DeploymentId.eq(deployment_id))

@@ -6,40 +6,10 @@ use entity::{role, role_requirement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{Key, RepoError, RepoResult};
-
-/// The jig that executes a role's runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JigKind {
-    Noop,
-    Test,
-    Script,
-    Builtin,
-}
-
-impl JigKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JigKind::Noop => "noop",
-            JigKind::Test => "test",
-            JigKind::Script => "script",
-            JigKind::Builtin => "builtin",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "noop" => Some(JigKind::Noop),
-            "test" => Some(JigKind::Test),
-            "script" => Some(JigKind::Script),
-            "builtin" => Some(JigKind::Builtin),
-            _ => None,
-        }
-    }
-}
+pub use entity::states::JigKind;
 
 /// A role as cluster files declare it.
 #[derive(Debug, Clone, PartialEq)]
@@ -160,7 +130,7 @@ pub async fn upsert<C: ConnectionTrait>(
             ..Default::default()
         },
     };
-    active.jig = Set(spec.jig.as_str().into());
+    active.jig = Set(spec.jig);
     active.discovery = Set(spec.discovery);
     active.implicit = Set(spec.implicit);
     active.destructive = Set(spec.destructive);

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::{now, RepoError, RepoResult};
-use crate::domain::RunState;
+use entity::states::RunState;
 
 /// A run to insert.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub async fn insert_queued<C: ConnectionTrait>(
             noderole_id: Set(r.noderole_id),
             node_id: Set(r.node_id),
             reason: Set(r.reason.clone()),
-            state: Set(RunState::Queued.as_str().into()),
+            state: Set(RunState::Queued),
             priority: Set(r.priority),
             queue_seq: Set(r.queue_seq),
             queued_at: Set(stamp),
@@ -65,7 +65,7 @@ pub async fn queued_of_noderole<C: ConnectionTrait>(
 ) -> RepoResult<Option<run::Model>> {
     Ok(run::Entity::find()
         .filter(run::Column::NoderoleId.eq(noderole_id))
-        .filter(run::Column::State.eq(RunState::Queued.as_str()))
+        .filter(run::Column::State.eq(RunState::Queued))
         .one(db)
         .await?)
 }
@@ -77,7 +77,7 @@ pub async fn queued_of_node<C: ConnectionTrait>(
 ) -> RepoResult<Vec<run::Model>> {
     Ok(run::Entity::find()
         .filter(run::Column::NodeId.eq(node_id))
-        .filter(run::Column::State.eq(RunState::Queued.as_str()))
+        .filter(run::Column::State.eq(RunState::Queued))
         .order_by_desc(run::Column::Priority)
         .order_by_asc(run::Column::QueueSeq)
         .all(db)
@@ -87,7 +87,7 @@ pub async fn queued_of_node<C: ConnectionTrait>(
 /// Every queued run in queue order, for start-up.
 pub async fn all_queued<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<run::Model>> {
     Ok(run::Entity::find()
-        .filter(run::Column::State.eq(RunState::Queued.as_str()))
+        .filter(run::Column::State.eq(RunState::Queued))
         .order_by_asc(run::Column::QueueSeq)
         .all(db)
         .await?)
@@ -97,10 +97,10 @@ pub async fn all_queued<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<run::Model
 /// queued any more. One statement (`RETURNING`), as runs start often.
 pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Option<run::Model>> {
     Ok(run::Entity::update_many()
-        .col_expr(run::Column::State, RunState::Running.as_str().into())
+        .col_expr(run::Column::State, RunState::Running.into())
         .col_expr(run::Column::StartedAt, now().into())
         .filter(run::Column::Id.eq(id))
-        .filter(run::Column::State.eq(RunState::Queued.as_str()))
+        .filter(run::Column::State.eq(RunState::Queued))
         .exec_with_returning(db)
         .await?
         .pop())
@@ -114,7 +114,7 @@ pub async fn finish<C: ConnectionTrait>(
     error: Option<String>,
 ) -> RepoResult<run::Model> {
     run::Entity::update_many()
-        .col_expr(run::Column::State, state.as_str().into())
+        .col_expr(run::Column::State, state.into())
         .col_expr(run::Column::FinishedAt, now().into())
         .col_expr(run::Column::Error, error.into())
         .filter(run::Column::Id.eq(id))
@@ -127,12 +127,12 @@ pub async fn finish<C: ConnectionTrait>(
 /// Runs left `running` by a crash go back to `queued`; returns how many.
 pub async fn requeue_interrupted<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
     let result = run::Entity::update_many()
-        .col_expr(run::Column::State, RunState::Queued.as_str().into())
+        .col_expr(run::Column::State, RunState::Queued.into())
         .col_expr(
             run::Column::StartedAt,
             Option::<chrono::DateTime<chrono::Utc>>::None.into(),
         )
-        .filter(run::Column::State.eq(RunState::Running.as_str()))
+        .filter(run::Column::State.eq(RunState::Running))
         .exec(db)
         .await?;
     Ok(result.rows_affected)
@@ -175,7 +175,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &RunFilter) -> RepoResult<
         query = query.filter(run::Column::NoderoleId.eq(v));
     }
     if let Some(v) = filter.state {
-        query = query.filter(run::Column::State.eq(v.as_str()));
+        query = query.filter(run::Column::State.eq(v));
     }
     Ok(query
         .limit(filter.limit)

@@ -20,6 +20,14 @@ pub fn queued_by_annealer(run: &entity::run::Model) -> bool {
     run.reason == ANNEAL_REASON
 }
 
+/// Whether the annealer still has work, from counts of noderoles by state:
+/// anything todo or in transition. What `/api/v2/anneal` calls not settled.
+pub fn work_remains(counts: &[(NoderoleState, i64)]) -> bool {
+    counts.iter().any(|(state, n)| {
+        matches!(state, NoderoleState::Todo | NoderoleState::Transition) && *n > 0
+    })
+}
+
 /// Hands out queue sequence numbers; the run table's order is the queue's.
 #[derive(Debug, Default)]
 pub struct QueueSeq(AtomicI64);
@@ -90,9 +98,7 @@ pub async fn queue_hook_run<C: ConnectionTrait>(
     // Active: re-run it. In transition (running now): queue one more so
     // the change is picked up after it. Anything else is not settled, and
     // the annealer will run it with the new data anyway.
-    let settled_or_running = [NoderoleState::Active, NoderoleState::Transition]
-        .iter()
-        .any(|s| s.as_str() == nr.state);
+    let settled_or_running = matches!(nr.state, NoderoleState::Active | NoderoleState::Transition);
     if !settled_or_running {
         return Ok(Effects::default());
     }

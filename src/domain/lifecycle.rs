@@ -23,7 +23,7 @@ pub async fn commit_deployment<C: ConnectionTrait>(db: &C, key: &Key) -> DomainR
 /// Commits single noderoles (they must be proposed).
 pub async fn commit_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Effects> {
     let row = noderoles::get(db, id).await?;
-    if row.state != NoderoleState::Proposed.as_str() {
+    if row.state != NoderoleState::Proposed {
         return Err(DomainError::StateConflict(format!(
             "noderole {id} is {}, only a proposed noderole can be committed",
             row.state
@@ -76,7 +76,7 @@ pub async fn propose_noderole<C: ConnectionTrait>(
     data: Option<serde_json::Value>,
 ) -> DomainResult<Effects> {
     let row = noderoles::get(db, id).await?;
-    if row.state == NoderoleState::Transition.as_str() {
+    if row.state == NoderoleState::Transition {
         return Err(DomainError::StateConflict(format!(
             "noderole {id} is in transition; wait for its run to finish"
         )));
@@ -96,7 +96,7 @@ pub async fn propose_noderole<C: ConnectionTrait>(
 /// descendants follow once nothing above them has failed.
 pub async fn retry_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Effects> {
     let row = noderoles::get(db, id).await?;
-    if row.state != NoderoleState::Error.as_str() {
+    if row.state != NoderoleState::Error {
         return Err(DomainError::StateConflict(format!(
             "noderole {id} is {}, only a noderole in error can be retried",
             row.state

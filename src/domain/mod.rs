@@ -17,7 +17,7 @@ pub mod state;
 pub mod transitions;
 
 pub use facts::Fact;
-pub use state::{NoderoleState, RunState};
+pub use state::{BootenvKind, DeploymentState, JigKind, NoderoleState, RunState};
 
 use entity::run;
 

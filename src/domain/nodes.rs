@@ -44,7 +44,7 @@ where
         }
         // Requirements bound along the way are proposed too: commit them.
         for nr in noderoles::of_node(db, view.node.id).await? {
-            if nr.state == NoderoleState::Proposed.as_str() {
+            if nr.state == NoderoleState::Proposed {
                 effects.merge(commit_noderole(db, nr.id).await?);
             }
         }
@@ -97,10 +97,9 @@ async fn requeue_node<C: ConnectionTrait>(db: &C, node_id: i64) -> DomainResult<
     let mut todo = Vec::new();
     let mut blocked = Vec::new();
     for nr in noderoles::of_node(db, node_id).await? {
-        let state = NoderoleState::parse(&nr.state);
         if !matches!(
-            state,
-            Some(NoderoleState::Active | NoderoleState::Blocked | NoderoleState::Todo)
+            nr.state,
+            NoderoleState::Active | NoderoleState::Blocked | NoderoleState::Todo
         ) {
             continue;
         }

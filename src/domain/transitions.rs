@@ -18,7 +18,7 @@ pub async fn move_to<C: ConnectionTrait>(
     hooks: bool,
 ) -> DomainResult<Vec<Fact>> {
     let refs = noderoles::refs(db, ids).await?;
-    let moving: Vec<_> = refs.into_iter().filter(|r| r.state() != to).collect();
+    let moving: Vec<_> = refs.into_iter().filter(|r| r.state != to).collect();
     if moving.is_empty() {
         return Ok(Vec::new());
     }
@@ -26,7 +26,7 @@ pub async fn move_to<C: ConnectionTrait>(
     noderoles::set_state(db, &moving_ids, to).await?;
     let leaving_active: Vec<i64> = moving
         .iter()
-        .filter(|r| r.state() == NoderoleState::Active)
+        .filter(|r| r.state == NoderoleState::Active)
         .map(|r| r.id)
         .collect();
     if to == NoderoleState::Active {
@@ -40,7 +40,7 @@ pub async fn move_to<C: ConnectionTrait>(
             Fact::NoderoleStateChanged(NoderoleStateChanged {
                 noderole_id: r.id,
                 node_id: r.node_id,
-                from: r.state(),
+                from: r.state,
                 to,
                 node: r.node,
                 role: r.role,
@@ -118,7 +118,7 @@ pub async fn block_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainRes
     let waiting: Vec<i64> = noderoles::refs(db, &all)
         .await?
         .into_iter()
-        .filter(|r| r.state() == NoderoleState::Todo)
+        .filter(|r| r.state == NoderoleState::Todo)
         .map(|r| r.id)
         .collect();
     move_to(db, &waiting, NoderoleState::Blocked, true).await
@@ -130,7 +130,7 @@ pub async fn has_failed_parent<C: ConnectionTrait>(db: &C, id: i64) -> DomainRes
     Ok(noderoles::refs(db, &parents)
         .await?
         .iter()
-        .any(|p| matches!(p.state(), NoderoleState::Error | NoderoleState::Blocked)))
+        .any(|p| matches!(p.state, NoderoleState::Error | NoderoleState::Blocked)))
 }
 
 /// After a retry, blocked descendants whose parents are no longer failed go
@@ -152,7 +152,7 @@ pub async fn walk_to_unblock<C: ConnectionTrait>(db: &C, id: i64) -> DomainResul
         let Some(r) = noderoles::refs(db, &[child]).await?.pop() else {
             continue;
         };
-        if r.state() == NoderoleState::Blocked && !has_failed_parent(db, child).await? {
+        if r.state == NoderoleState::Blocked && !has_failed_parent(db, child).await? {
             facts.extend(move_to(db, &[child], NoderoleState::Todo, true).await?);
         }
     }

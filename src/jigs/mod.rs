@@ -22,8 +22,8 @@ pub use script::ScriptJig;
 
 use crate::actors::event_bus::EventBus;
 use crate::actors::trace::TraceRecorder;
-use crate::db::roles::JigKind;
 pub use crate::domain::outcome::JigResult;
+use crate::domain::JigKind;
 
 /// Everything a jig may know about the run it executes.
 #[derive(Clone)]
@@ -69,18 +69,17 @@ impl Jigs {
 
     /// Executes a run with the jig its role names.
     pub fn run(&self, ctx: JigContext) -> BoxFuture<'static, JigResult> {
-        match JigKind::parse(&ctx.role.jig) {
-            Some(JigKind::Noop) => noop::run(),
-            Some(JigKind::Test) => test::run(ctx),
-            Some(JigKind::Script) => self.script.run(ctx),
-            Some(JigKind::Builtin) => match self.builtins.get(&ctx.role.name) {
+        match ctx.role.jig {
+            JigKind::Noop => noop::run(),
+            JigKind::Test => test::run(ctx),
+            JigKind::Script => self.script.run(ctx),
+            JigKind::Builtin => match self.builtins.get(&ctx.role.name) {
                 Some(jig) => jig.run(ctx),
                 None => failed(format!(
                     "kiln has no builtin jig for role {}",
                     ctx.role.name
                 )),
             },
-            None => failed(format!("unknown jig `{}`", ctx.role.jig)),
         }
     }
 }

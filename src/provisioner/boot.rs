@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use entity::{bootenv, node};
 
 use super::template::{render, TemplateError};
+use crate::domain::BootenvKind;
 
 /// Where nodes reach kiln.
 #[derive(Debug, Clone)]
@@ -53,7 +54,7 @@ pub fn ipxe_script(
     bootenv: &bootenv::Model,
     vars: &BTreeMap<&'static str, String>,
 ) -> Result<String, TemplateError> {
-    if bootenv.kind == "local" {
+    if bootenv.kind == BootenvKind::Local {
         return Ok("#!ipxe\necho kiln: booting from local disk\nexit\n".to_string());
     }
     let files = &vars["files_url"];

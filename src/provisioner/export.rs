@@ -9,6 +9,7 @@ use entity::{bootenv, interface, network, node};
 use futures::future::BoxFuture;
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 
+use crate::domain::BootenvKind;
 use crate::jigs::{Jig, JigContext, JigResult};
 
 /// One host line's worth of facts.
@@ -34,7 +35,7 @@ pub async fn hosts(db: &DatabaseConnection) -> Result<Vec<HostEntry>, sea_orm::D
         .all(db)
         .await?
         .into_iter()
-        .filter(|b| b.kind == "local")
+        .filter(|b| b.kind == BootenvKind::Local)
         .map(|b| b.name)
         .collect();
     let by_id: std::collections::HashMap<i64, &node::Model> =

@@ -162,7 +162,7 @@ async fn expire(
         return Ok(());
     }
     let noderole = noderoles::get(db, reboot.noderole_id).await?;
-    if noderole.state != NoderoleState::Active.as_str() {
+    if noderole.state != NoderoleState::Active {
         return Ok(());
     }
     let macs: Vec<String> = node.interfaces.iter().map(|i| i.mac.clone()).collect();

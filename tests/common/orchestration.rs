@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use kiln::db::nodes::{NewInterface, NewNode};
 use kiln::db::roles::{JigKind, RoleSpec};
 use kiln::db::{noderoles, roles, runs, Key};
+use kiln::domain::{NoderoleState, RunState};
 use kiln::orchestrator::Orchestrator;
 use sea_orm::DatabaseConnection;
 
@@ -44,18 +45,16 @@ pub async fn add_node(orch: &Orchestrator, name: &str, index: u32, admin: bool) 
 
 /// Waits until nothing is todo or transition and no run is queued or
 /// running; returns the counts by state. Panics after `timeout`.
-pub async fn settle(db: &DatabaseConnection, timeout: Duration) -> Vec<(String, i64)> {
+pub async fn settle(db: &DatabaseConnection, timeout: Duration) -> Vec<(NoderoleState, i64)> {
     let deadline = Instant::now() + timeout;
     loop {
         let counts = noderoles::count_by_state(db).await.expect("counts");
-        let busy = counts
-            .iter()
-            .any(|(s, n)| (s == "todo" || s == "transition") && *n > 0);
+        let busy = kiln::domain::anneal::work_remains(&counts);
         let pending = !runs::all_queued(db).await.expect("queued").is_empty()
             || !runs::list(
                 db,
                 &runs::RunFilter {
-                    state: Some(kiln::domain::RunState::Running),
+                    state: Some(RunState::Running),
                     limit: 1,
                     ..Default::default()
                 },
@@ -79,10 +78,10 @@ pub async fn settle(db: &DatabaseConnection, timeout: Duration) -> Vec<(String, 
 }
 
 /// Count of noderoles in `state`.
-pub fn count(counts: &[(String, i64)], state: &str) -> i64 {
+pub fn count(counts: &[(NoderoleState, i64)], state: NoderoleState) -> i64 {
     counts
         .iter()
-        .find(|(s, _)| s == state)
+        .find(|(s, _)| *s == state)
         .map(|(_, n)| *n)
         .unwrap_or(0)
 }
@@ -93,7 +92,7 @@ pub struct Interval {
     pub run_id: i64,
     pub noderole_id: i64,
     pub node_id: i64,
-    pub state: String,
+    pub state: RunState,
     pub started: chrono::DateTime<chrono::Utc>,
     pub finished: chrono::DateTime<chrono::Utc>,
 }

@@ -10,7 +10,7 @@ use sea_orm::TransactionTrait;
 
 use crate::actors::runtime::Runtime;
 use crate::db::nodes::NodeChange;
-use crate::db::{noderoles, nodes, Key, RepoError};
+use crate::db::{bootenvs, noderoles, nodes, Key, RepoError};
 use crate::domain::facts::NoderoleStateChanged;
 use crate::domain::nodes::update_node;
 use crate::domain::{DomainError, Fact, NoderoleState};
@@ -69,7 +69,7 @@ async fn on_active(rt: &Arc<Runtime>, changed: &NoderoleStateChanged) -> Result<
     let txn = rt.db.begin().await.map_err(RepoError::from)?;
     let nr = noderoles::get(&txn, changed.noderole_id).await?;
     let node = nodes::get(&txn, &Key::Id(changed.node_id)).await?;
-    if nr.run_count != 1 || node.bootenv == "local" {
+    if nr.run_count != 1 || bootenvs::boots_from_disk(&txn, &node.bootenv).await? {
         return Ok(());
     }
     let target_os = nr
