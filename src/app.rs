@@ -15,10 +15,10 @@ use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
+use crate::provisioner::discovery;
 use crate::provisioner::power::PowerDriver;
 use crate::provisioner::sightings::Sightings;
-use crate::provisioner::watchdog::InstallWatchdog;
-use crate::provisioner::{discovery, export};
+use crate::roles;
 use crate::settings::Settings;
 use actix::Actor;
 
@@ -59,7 +59,9 @@ pub enum StartError {
 /// A built, bound, not yet running kiln.
 pub struct Application {
     port: u16,
-    server: Server,
+    /// Bound at build; served once the actors have resumed work.
+    listener: Option<TcpListener>,
+    server: Option<Server>,
     state: AppState,
     dhcp: Option<DhcpHandle>,
 }
@@ -109,30 +111,51 @@ impl Application {
         }
         let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
-        options.builtins.extend(export::builtin_jigs(
-            &db,
-            &settings.provisioner.export_dir,
-            &api_url(&settings),
-            settings.dhcp.enabled.then(|| table.clone()),
-        ));
+        options
+            .builtins
+            .extend(roles::builtin_jigs(roles::RoleSettings {
+                db: &db,
+                export_dir: &settings.provisioner.export_dir,
+                boot_url: &api_url(&settings),
+                dhcp_table: settings.dhcp.enabled.then(|| table.clone()),
+                reboot_delay_ms: settings.sim.reboot_delay_ms,
+            }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
         let mut app = Self::build_with(settings, db, options, listener, dhcp_table).await?;
+        let install_timeout =
+            std::time::Duration::from_millis(app.state.settings.provisioner.install_timeout_ms);
+        roles::subscribe_hooks(
+            &app.state.orchestrator,
+            app.state.sightings.clone(),
+            install_timeout,
+        );
         if app.state.settings.dhcp.enabled {
             app.dhcp = Some(start_dhcp(&app.state, table).await?);
         }
-        app.start_power_and_watchdog();
+        app.start_power();
         if app.state.settings.tftp.enabled {
             start_tftp(&app.state.settings).await?;
         }
         if app.state.settings.sim.enabled {
             app.start_simulator()?;
         }
+        app.state.orchestrator.resume().await?;
+        let data = web::Data::new(app.state.clone());
+        app.server = Some(
+            HttpServer::new(move || App::new().app_data(data.clone()).configure(api::routes))
+                .listen(listener_of(&mut app)?)
+                .map_err(|e| StartError::Listen {
+                    addr: format!("127.0.0.1:{}", app.port),
+                    reason: e.to_string(),
+                })?
+                .run(),
+        );
+        tracing::info!(port = app.port, backend = ?app.state.backend, "kiln is listening");
         Ok(app)
     }
 
-    /// The power driver (when `power.command` is set) and the install
-    /// watchdog (when `provisioner.install_timeout_ms` is not 0).
-    fn start_power_and_watchdog(&self) {
+    /// The power driver, when `power.command` is set.
+    fn start_power(&self) {
         let settings = &self.state.settings;
         if !settings.power.command.is_empty() {
             let driver = PowerDriver::new(
@@ -142,15 +165,6 @@ impl Application {
             )
             .start();
             self.state.orchestrator.subscribe(driver.recipient());
-        }
-        if settings.provisioner.install_timeout_ms > 0 {
-            let watchdog = InstallWatchdog::new(
-                self.state.orchestrator.clone(),
-                self.state.sightings.clone(),
-                std::time::Duration::from_millis(settings.provisioner.install_timeout_ms),
-            )
-            .start();
-            self.state.orchestrator.subscribe(watchdog.recipient());
         }
     }
 
@@ -175,7 +189,8 @@ impl Application {
         Ok(())
     }
 
-    /// Starts the actors and the HTTP server on a bound listener.
+    /// Prepares the actors (no run starts until the orchestrator resumes)
+    /// and keeps the bound listener for the HTTP server.
     async fn build_with(
         settings: Settings,
         db: DatabaseConnection,
@@ -194,7 +209,7 @@ impl Application {
                 "auth.admin_token is empty: the admin API is open, so kiln listens on loopback only"
             );
         }
-        let orchestrator = Orchestrator::start(db.clone(), options).await?;
+        let orchestrator = Orchestrator::prepare(db.clone(), options).await?;
         let state = AppState {
             backend: Backend::of(&db),
             db,
@@ -203,19 +218,10 @@ impl Application {
             sightings: Arc::default(),
             dhcp_table,
         };
-        let data = web::Data::new(state.clone());
-        let server =
-            HttpServer::new(move || App::new().app_data(data.clone()).configure(api::routes))
-                .listen(listener)
-                .map_err(|e| StartError::Listen {
-                    addr: addr.to_string(),
-                    reason: e.to_string(),
-                })?
-                .run();
-        tracing::info!(port, backend = ?state.backend, "kiln is listening");
         Ok(Self {
             port,
-            server,
+            listener: Some(listener),
+            server: None,
             state,
             dhcp: None,
         })
@@ -238,7 +244,10 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM or the server is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        match self.server {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -312,6 +321,14 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     discovery::spawn(state.orchestrator.clone(), table, rx);
     tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");
     Ok(handle)
+}
+
+/// The listener `build_with` bound, taken once for the HTTP server.
+fn listener_of(app: &mut Application) -> Result<TcpListener, StartError> {
+    app.listener.take().ok_or_else(|| StartError::Listen {
+        addr: format!("127.0.0.1:{}", app.port),
+        reason: "the listener was already served".into(),
+    })
 }
 
 /// Binds `http.bind`, refusing an open admin API beyond loopback.

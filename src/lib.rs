@@ -13,6 +13,7 @@ pub mod domain;
 pub mod jigs;
 pub mod orchestrator;
 pub mod provisioner;
+pub mod roles;
 pub mod settings;
 pub mod sim;
 pub mod telemetry;

@@ -7,15 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use dashmap::DashMap;
 use entity::{node, noderole};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
 use tokio::sync::broadcast;
 
-use crate::actors::annealer::{Annealer, AnnealerStatus, Attach, GetAnnealerStatus, Wake};
+use crate::actors::annealer::{Annealer, AnnealerStatus, GetAnnealerStatus};
+use crate::actors::dispatch::Dispatch;
 use crate::actors::event_bus::{EventBus, Subscribe};
-use crate::actors::roles::{DhcpDatabaseRole, DnsDatabaseRole, OsInstallRole};
-use crate::actors::runtime::{RunCounts, Runtime};
+use crate::actors::hub::{AnnealerWake, Change, Hub, RunCounts};
 use crate::actors::scheduler::{GetSchedulerStatus, Scheduler, SchedulerStatus};
 use crate::actors::trace::TraceRecorder;
 use crate::db::nodes::{NewNode, NodeChange, NodeView};
@@ -23,14 +22,13 @@ use crate::db::{nodes, runs, Key, RepoError};
 use crate::domain::anneal::QueueSeq;
 use crate::domain::binding::{bind, BindRequest};
 use crate::domain::{lifecycle, outcome, DomainError, DomainResult, Effects, Fact};
-use crate::jigs::{Jig, Jigs, OsInstallJig, BUILTIN_OS_INSTALL};
+use crate::jigs::{Jig, Jigs};
 use crate::settings::Settings;
 
 /// Options for starting the actors.
 #[derive(Clone)]
 pub struct OrchestratorOptions {
     pub max_concurrent_runs: usize,
-    pub reboot_delay_ms: u64,
     pub scripts_dir: PathBuf,
     pub script_timeout: Duration,
     /// Trace entries kept (0 turns the recorder off).
@@ -43,7 +41,6 @@ impl OrchestratorOptions {
     pub fn from_settings(settings: &Settings) -> Self {
         Self {
             max_concurrent_runs: settings.scheduler.max_concurrent_runs,
-            reboot_delay_ms: settings.sim.reboot_delay_ms,
             scripts_dir: settings.jigs.scripts_dir.clone(),
             script_timeout: Duration::from_millis(settings.jigs.script_timeout_ms),
             trace_capacity: settings.jigs.trace_capacity,
@@ -55,89 +52,109 @@ impl OrchestratorOptions {
 /// Handle to the running actors.
 #[derive(Clone)]
 pub struct Orchestrator {
-    rt: Arc<Runtime>,
+    dispatch: Arc<Dispatch>,
+    annealer: Addr<Annealer>,
     stream: broadcast::Sender<Fact>,
 }
 
 impl Orchestrator {
-    /// Recovers from a crash, then starts the actors (inside the running
-    /// actix System) with every node's queue rebuilt from the run table.
+    /// [`Self::prepare`] then [`Self::resume`], for callers that have no
+    /// subscriber to add before work starts.
     pub async fn start(db: DatabaseConnection, options: OrchestratorOptions) -> DomainResult<Self> {
+        let orchestrator = Self::prepare(db, options).await?;
+        orchestrator.resume().await?;
+        Ok(orchestrator)
+    }
+
+    /// Recovers from a crash and starts the singleton actors (inside the
+    /// running actix System). No run starts until [`Self::resume`], so
+    /// subscribers added in between (role hooks) hear every fact.
+    pub async fn prepare(
+        db: DatabaseConnection,
+        options: OrchestratorOptions,
+    ) -> DomainResult<Self> {
         recover(&db).await?;
         let trace = Arc::new(TraceRecorder::new(options.trace_capacity));
         let (stream, _) = broadcast::channel(4096);
         let bus = EventBus::new(stream.clone()).start();
         let scheduler = Scheduler::new(options.max_concurrent_runs, trace.clone()).start();
-        let annealer = Annealer::new().start();
         let mut jigs = Jigs::new(options.scripts_dir.clone(), options.script_timeout);
-        jigs.register_builtin(
-            BUILTIN_OS_INSTALL,
-            Arc::new(OsInstallJig {
-                default_delay_ms: options.reboot_delay_ms,
-            }),
-        );
         for (role, jig) in options.builtins {
             jigs.register_builtin(&role, jig);
         }
         let last_seq = runs::max_queue_seq(&db).await?;
-        let rt = Arc::new(Runtime {
+        let hub = Arc::new(Hub {
             db,
-            bus: bus.clone(),
+            bus,
             scheduler,
-            annealer: annealer.clone(),
-            nodes: DashMap::new(),
+            wake: AnnealerWake::default(),
             trace,
             counters: Default::default(),
-            seq: QueueSeq::starting_after(last_seq),
+            seq: Arc::new(QueueSeq::starting_after(last_seq)),
             jigs,
         });
-        bus.do_send(Subscribe(
-            DhcpDatabaseRole::new(rt.clone()).start().recipient(),
-        ));
-        bus.do_send(Subscribe(
-            DnsDatabaseRole::new(rt.clone()).start().recipient(),
-        ));
-        bus.do_send(Subscribe(
-            OsInstallRole::new(rt.clone()).start().recipient(),
-        ));
-        start_node_actors(&rt).await?;
-        annealer.do_send(Attach(rt.clone()));
-        Ok(Self { rt, stream })
+        let dispatch = Arc::new(Dispatch::new(hub));
+        let annealer = Annealer::new(dispatch.clone()).start();
+        Ok(Self {
+            dispatch,
+            annealer,
+            stream,
+        })
+    }
+
+    /// Starts every node's actor with its queued runs from the run table,
+    /// and the annealer's first pass.
+    pub async fn resume(&self) -> DomainResult<()> {
+        start_node_actors(&self.dispatch).await?;
+        self.dispatch.hub.wake.wake();
+        Ok(())
     }
 
     /// The database the orchestrator works on.
     pub fn db(&self) -> &DatabaseConnection {
-        &self.rt.db
+        &self.dispatch.hub.db
     }
 
-    /// Runs `op` in one transaction and applies its effects after commit.
-    async fn run<T, F>(&self, op: F) -> DomainResult<T>
+    /// Runs `change` in one transaction and applies its effects after the
+    /// commit, as `from` in the trace.
+    pub async fn transact<T, F>(&self, from: &'static str, change: F) -> DomainResult<T>
     where
-        F: for<'c> FnOnce(
-            &'c DatabaseTransaction,
-        ) -> futures::future::BoxFuture<'c, DomainResult<(T, Effects)>>,
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Change<'c, T>,
     {
-        self.run_as("Api", op).await
+        self.dispatch.transact(from, change).await
     }
 
-    /// [`Self::run`] for another sender than the API, named in the trace.
-    async fn run_as<T, F>(&self, from: &'static str, op: F) -> DomainResult<T>
+    /// [`Self::transact`] for a change that must happen: database faults
+    /// are retried until it passes, so `change` may run more than once.
+    pub async fn transact_retrying<T, F>(
+        &self,
+        from: &'static str,
+        what: &str,
+        change: F,
+    ) -> DomainResult<T>
     where
-        F: for<'c> FnOnce(
-            &'c DatabaseTransaction,
-        ) -> futures::future::BoxFuture<'c, DomainResult<(T, Effects)>>,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> Change<'c, T>,
     {
-        let txn = self.rt.db.begin().await.map_err(RepoError::from)?;
-        let (value, effects) = op(&txn).await?;
-        txn.commit().await.map_err(RepoError::from)?;
-        self.rt.apply(from, effects).await;
-        Ok(value)
+        self.dispatch.transact_retrying(from, what, change).await
+    }
+
+    /// Where queued runs get their place in line.
+    pub fn queue_seq(&self) -> Arc<QueueSeq> {
+        self.dispatch.hub.seq.clone()
+    }
+
+    /// [`Self::transact`] as the API.
+    async fn run<T, F>(&self, change: F) -> DomainResult<T>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Change<'c, T>,
+    {
+        self.transact("Api", change).await
     }
 
     /// Puts an active noderole whose machine never came back from its
     /// reboot into error (see [`crate::provisioner::watchdog`]).
     pub async fn fail_unreturned(&self, noderole_id: i64, reason: String) -> DomainResult<()> {
-        self.run_as("InstallWatchdog", move |txn| {
+        self.transact("InstallWatchdog", move |txn| {
             Box::pin(async move {
                 let effects = outcome::fail_unreturned(txn, noderole_id, &reason).await?;
                 Ok(((), effects))
@@ -149,7 +166,7 @@ impl Orchestrator {
     /// Applies effects produced by domain calls in a caller's transaction
     /// (cluster files), after that transaction committed.
     pub async fn apply(&self, effects: Effects) {
-        self.rt.apply("Api", effects).await;
+        self.dispatch.apply("Api", effects).await;
     }
 
     /// Registers a node (discovery roles bound and committed for non-admin
@@ -164,7 +181,7 @@ impl Orchestrator {
                 })
             })
             .await?;
-        self.rt
+        self.dispatch
             .start_node_actor(view.node.id, &view.node.name, Vec::new());
         Ok((view, token))
     }
@@ -189,9 +206,7 @@ impl Orchestrator {
                 })
             })
             .await?;
-        if let Some((_, addr)) = self.rt.nodes.remove(&node.id) {
-            drop(addr);
-        }
+        self.dispatch.remove_node_actor(node.id);
         Ok(node)
     }
 
@@ -247,7 +262,8 @@ impl Orchestrator {
 
     /// Slots in use, capacity, and every waiting run with its position.
     pub async fn scheduler_status(&self) -> DomainResult<SchedulerStatus> {
-        self.rt
+        self.dispatch
+            .hub
             .scheduler
             .send(GetSchedulerStatus)
             .await
@@ -256,8 +272,7 @@ impl Orchestrator {
 
     /// The annealer's own report.
     pub async fn annealer_status(&self) -> DomainResult<AnnealerStatus> {
-        self.rt
-            .annealer
+        self.annealer
             .send(GetAnnealerStatus)
             .await
             .map_err(|e| DomainError::StateConflict(format!("annealer unavailable: {e}")))
@@ -265,12 +280,12 @@ impl Orchestrator {
 
     /// Asks the annealer to look for ready work.
     pub fn wake_annealer(&self) {
-        self.rt.annealer.do_send(Wake);
+        self.dispatch.hub.wake.wake();
     }
 
     /// Adds an actor that hears every fact.
     pub fn subscribe(&self, recipient: Recipient<Fact>) {
-        self.rt.bus.do_send(Subscribe(recipient));
+        self.dispatch.hub.bus.do_send(Subscribe(recipient));
     }
 
     /// A stream of every fact from now on (for server-sent events).
@@ -280,17 +295,17 @@ impl Orchestrator {
 
     /// The trace recorder (tests snapshot it).
     pub fn trace(&self) -> Arc<TraceRecorder> {
-        self.rt.trace.clone()
+        self.dispatch.hub.trace.clone()
     }
 
     /// Run counters for `/metrics`.
     pub fn counters(&self) -> RunCounts {
-        self.rt.counters.read()
+        self.dispatch.hub.counters.read()
     }
 
     /// How many node actors exist.
     pub fn node_actor_count(&self) -> usize {
-        self.rt.nodes.len()
+        self.dispatch.node_actor_count()
     }
 }
 
@@ -325,19 +340,19 @@ async fn recover(db: &DatabaseConnection) -> DomainResult<()> {
 }
 
 /// One supervised actor per node, each with its queued runs.
-async fn start_node_actors(rt: &Arc<Runtime>) -> DomainResult<()> {
+async fn start_node_actors(dispatch: &Dispatch) -> DomainResult<()> {
     use std::collections::HashMap;
-    let queued = runs::all_queued(&rt.db).await?;
-    let tickets = rt.tickets_for(&queued).await;
+    let queued = runs::all_queued(&dispatch.hub.db).await?;
+    let tickets = dispatch.tickets_for(&queued).await;
     let mut by_node: HashMap<i64, Vec<_>> = HashMap::new();
     for (run, ticket) in queued.iter().zip(tickets) {
         by_node.entry(run.node_id).or_default().push(ticket);
     }
-    for (id, name) in nodes::all_names(&rt.db).await? {
+    for (id, name) in nodes::all_names(&dispatch.hub.db).await? {
         let mut queue = by_node.remove(&id).unwrap_or_default();
         // Priority first, queue order within each class.
         queue.sort_by_key(|t| !t.priority);
-        rt.start_node_actor(id, &name, queue);
+        dispatch.start_node_actor(id, &name, queue);
     }
     Ok(())
 }

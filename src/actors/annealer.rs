@@ -8,12 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use sea_orm::TransactionTrait;
 use serde::Serialize;
 
-use super::runtime::Runtime;
+use super::dispatch::Dispatch;
 use crate::domain::anneal::pass;
-use crate::domain::Effects;
 
 /// Noderoles moved per pass; more ready ones trigger another pass at once.
 const PASS_LIMIT: u64 = 500;
@@ -23,10 +21,9 @@ const PASS_LIMIT: u64 = 500;
 /// ready noderoles must not wait for an unrelated event.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Look for ready noderoles.
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Wake;
+/// Look for ready noderoles (what an [`super::hub::AnnealerWake`] turns
+/// into inside the annealer).
+struct Wake;
 
 /// Asks for the annealer's status.
 #[derive(Debug, Message)]
@@ -54,23 +51,19 @@ enum PassDone {
     Failed,
 }
 
-/// The annealer actor; its runtime arrives after the runtime is built.
+/// The annealer actor. It listens to the hub's wake handle, so nothing
+/// needs its address to wake it.
 pub struct Annealer {
-    rt: Option<Arc<Runtime>>,
+    dispatch: Arc<Dispatch>,
     running: bool,
     again: bool,
     status: AnnealerStatus,
 }
 
-/// Gives the annealer the runtime it belongs to.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Attach(pub Arc<Runtime>);
-
 impl Annealer {
-    pub fn new() -> Self {
+    pub fn new(dispatch: Arc<Dispatch>) -> Self {
         Self {
-            rt: None,
+            dispatch,
             running: false,
             again: false,
             status: AnnealerStatus::default(),
@@ -78,10 +71,6 @@ impl Annealer {
     }
 
     fn start_pass(&mut self, ctx: &mut Context<Self>) {
-        let Some(rt) = self.rt.clone() else {
-            self.again = true;
-            return;
-        };
         if self.running {
             self.again = true;
             return;
@@ -89,9 +78,10 @@ impl Annealer {
         self.running = true;
         self.again = false;
         let started = Instant::now();
+        let dispatch = self.dispatch.clone();
         ctx.spawn(
             async move {
-                let outcome = one_pass(&rt).await;
+                let outcome = one_pass(&dispatch).await;
                 (outcome, started.elapsed())
             }
             .into_actor(self)
@@ -120,42 +110,40 @@ impl Annealer {
     }
 }
 
-impl Default for Annealer {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-async fn one_pass(rt: &Arc<Runtime>) -> Result<(usize, bool), String> {
-    let txn = rt.db.begin().await.map_err(|e| e.to_string())?;
-    let (effects, full): (Effects, bool) = pass(&txn, PASS_LIMIT, &rt.seq)
+async fn one_pass(dispatch: &Dispatch) -> Result<(usize, bool), String> {
+    let seq = dispatch.hub.seq.clone();
+    dispatch
+        .transact("Annealer", |txn| {
+            Box::pin(async move {
+                let (effects, full) = pass(txn, PASS_LIMIT, &seq).await?;
+                Ok(((effects.runs.len(), full), effects))
+            })
+        })
         .await
-        .map_err(|e| e.to_string())?;
-    txn.commit().await.map_err(|e| e.to_string())?;
-    let started = effects.runs.len();
-    rt.apply("Annealer", effects).await;
-    Ok((started, full))
+        .map_err(|e| e.to_string())
 }
 
 impl Actor for Annealer {
     type Context = Context<Self>;
-}
 
-impl Handler<Attach> for Annealer {
-    type Result = ();
-
-    fn handle(&mut self, Attach(rt): Attach, ctx: &mut Self::Context) {
-        self.rt = Some(rt);
-        self.start_pass(ctx);
+    /// Turns every wake-up of the hub's handle into a pass. The first
+    /// comes when the orchestrator resumes work.
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let wake = self.dispatch.hub.wake.clone();
+        ctx.add_stream(futures::stream::unfold(wake, |wake| async move {
+            wake.woken().await;
+            Some((Wake, wake))
+        }));
     }
 }
 
-impl Handler<Wake> for Annealer {
-    type Result = ();
-
+impl StreamHandler<Wake> for Annealer {
     fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
         self.start_pass(ctx);
     }
+
+    /// The stream never ends on its own; the annealer stops with its system.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl Handler<PassDone> for Annealer {

@@ -2,16 +2,16 @@
 //! queued runs and executes at most one at a time, asking the scheduler for
 //! a slot first. After a restart it rebuilds its queue from the run table.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use sea_orm::TransactionTrait;
 use tracing::Instrument;
 
-use super::runtime::{persistently, Runtime};
+use super::hub::{persistently, Hub};
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
 use crate::db::{noderoles, runs};
+use crate::domain::anneal::queued_by_annealer;
 use crate::domain::outcome::{finish_run, start_annealed_run, start_run, JigResult};
 use crate::domain::{merge_json, DomainError, Effects};
 use crate::jigs::JigContext;
@@ -46,18 +46,18 @@ struct Rebuilt(Vec<Ticket>);
 pub struct NodeActor {
     node_id: i64,
     node: Arc<str>,
-    rt: Arc<Runtime>,
+    hub: Arc<Hub>,
     queue: VecDeque<Ticket>,
     /// The run holding or waiting for a slot.
     current: Option<Ticket>,
 }
 
 impl NodeActor {
-    pub fn new(node_id: i64, node: Arc<str>, rt: Arc<Runtime>, queue: Vec<Ticket>) -> Self {
+    pub fn new(node_id: i64, node: Arc<str>, hub: Arc<Hub>, queue: Vec<Ticket>) -> Self {
         Self {
             node_id,
             node,
-            rt,
+            hub,
             queue: queue.into(),
             current: None,
         }
@@ -89,14 +89,14 @@ impl NodeActor {
         let Some(ticket) = self.queue.pop_front() else {
             return;
         };
-        self.rt.trace.record(
+        self.hub.trace.record(
             "NodeActor",
             "Scheduler",
             "AcquireSlot",
             &self.node,
             &*ticket.role,
         );
-        self.rt.scheduler.do_send(AcquireSlot {
+        self.hub.scheduler.do_send(AcquireSlot {
             run_id: ticket.run_id,
             node_id: self.node_id,
             noderole_id: ticket.noderole_id,
@@ -122,10 +122,10 @@ impl Supervised for NodeActor {
         tracing::warn!(node = %self.node, "node actor restarting; rebuilding its queue");
         self.queue.clear();
         self.current = None;
-        let rt = self.rt.clone();
+        let hub = self.hub.clone();
         let node_id = self.node_id;
         ctx.spawn(
-            async move { rebuild_queue(&rt, node_id).await }
+            async move { rebuild_queue(&hub, node_id).await }
                 .into_actor(self)
                 .map(|tickets, _, ctx| ctx.notify(Rebuilt(tickets))),
         );
@@ -162,22 +162,22 @@ impl Handler<SlotGranted> for NodeActor {
         if ticket.run_id != granted.run_id {
             return;
         }
-        let rt = self.rt.clone();
+        let hub = self.hub.clone();
         let node = self.node.clone();
         let span = tracing::info_span!("run", node = %node, noderole = ticket.noderole_id, run = ticket.run_id);
         ctx.spawn(
             async move {
-                if let Err(e) = execute(&rt, &node, &ticket).await {
+                if let Err(e) = execute(&hub, &node, &ticket).await {
                     tracing::error!(error = %e, "run could not be recorded");
                 }
-                rt.trace.record(
+                hub.trace.record(
                     "NodeActor",
                     "Scheduler",
                     "ReleaseSlot",
                     &node,
                     &*ticket.role,
                 );
-                rt.scheduler.do_send(ReleaseSlot {
+                hub.scheduler.do_send(ReleaseSlot {
                     run_id: ticket.run_id,
                     node: node.clone(),
                 });
@@ -198,59 +198,58 @@ impl Handler<RunDone> for NodeActor {
     }
 }
 
-/// Starts, executes and records one run.
-async fn execute(rt: &Arc<Runtime>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
+/// Starts, executes and records one run. What the jig reports having
+/// done (its facts) is published with the run's own facts, after its
+/// result committed.
+async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
     // The start and the read of the run's context are independent; the
     // run holds one of the global slots while it waits, so both go out at
     // once.
-    let (started, context) = tokio::join!(start(rt, ticket), load_context(rt, ticket));
+    let (started, context) = tokio::join!(start(hub, ticket), load_context(hub, ticket));
     let Some(effects) = started? else {
         return Ok(());
     };
-    rt.counters.started();
-    rt.apply("NodeActor", effects).await;
-    rt.trace
+    hub.counters.started();
+    hub.announce("NodeActor", effects);
+    hub.trace
         .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
-    let result = match context {
-        Ok(ctx) => rt.jigs.run(ctx).await,
-        Err(e) => JigResult {
-            succeeded: false,
-            runlog: format!("could not load the run's context: {e}\n"),
-            error: Some(e.to_string()),
-            wall: None,
-        },
+    let mut result = match context {
+        Ok(ctx) => hub.jigs.run(ctx).await,
+        Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
-    let effects = persistently("recording a run", || async {
-        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-        let effects = finish_run(&txn, ticket.run_id, &result).await?;
-        txn.commit().await.map_err(crate::db::RepoError::from)?;
-        Ok(effects)
-    })
-    .await?;
-    rt.counters.finished(result.succeeded);
-    rt.apply("NodeActor", effects).await;
+    let jig_facts = std::mem::take(&mut result.facts);
+    let run_id = ticket.run_id;
+    let ((), mut effects) = hub
+        .commit_retrying("recording a run", |txn| {
+            let result = result.clone();
+            Box::pin(async move { Ok(((), finish_run(txn, run_id, &result).await?)) })
+        })
+        .await?;
+    hub.counters.finished(result.succeeded);
+    effects.facts.splice(0..0, jig_facts);
+    hub.announce("NodeActor", effects);
     Ok(())
 }
 
 /// Marks the run running (and, for a hook's re-run, its noderole in
 /// transition). `None` when it was no longer queued.
-async fn start(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<Option<Effects>, DomainError> {
-    persistently("starting a run", || async {
-        if ticket.annealed {
-            return start_annealed_run(&rt.db, ticket.run_id).await;
-        }
-        let txn = rt.db.begin().await.map_err(crate::db::RepoError::from)?;
-        let effects = start_run(&txn, ticket.run_id).await?;
-        txn.commit().await.map_err(crate::db::RepoError::from)?;
-        Ok(effects)
-    })
-    .await
+async fn start(hub: &Arc<Hub>, ticket: &Ticket) -> Result<Option<Effects>, DomainError> {
+    let run_id = ticket.run_id;
+    if ticket.annealed {
+        return persistently("starting a run", || start_annealed_run(&hub.db, run_id)).await;
+    }
+    let (started, _) = hub
+        .commit_retrying("starting a run", |txn| {
+            Box::pin(async move { Ok((start_run(txn, run_id).await?, Effects::default())) })
+        })
+        .await?;
+    Ok(started)
 }
 
 /// Reads the run's noderole, role, node and data now, when it starts, in
 /// one query.
-async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, DomainError> {
-    let row = noderoles::run_context(&rt.db, ticket.noderole_id)
+async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, DomainError> {
+    let row = noderoles::run_context(&hub.db, ticket.noderole_id)
         .await?
         .ok_or_else(|| crate::db::RepoError::not_found("noderole", ticket.noderole_id))?;
     let mut data = row.role.data.clone();
@@ -266,19 +265,56 @@ async fn load_context(rt: &Arc<Runtime>, ticket: &Ticket) -> Result<JigContext, 
         role: row.role,
         deployment: row.deployment,
         data,
-        events: rt.bus.clone(),
-        trace: rt.trace.clone(),
     })
 }
 
 /// The node's queued runs from the run table, in queue order.
-async fn rebuild_queue(rt: &Arc<Runtime>, node_id: i64) -> Vec<Ticket> {
-    let queued = match runs::queued_of_node(&rt.db, node_id).await {
+async fn rebuild_queue(hub: &Arc<Hub>, node_id: i64) -> Vec<Ticket> {
+    let queued = match runs::queued_of_node(&hub.db, node_id).await {
         Ok(q) => q,
         Err(e) => {
             tracing::error!(error = %e, node_id, "cannot rebuild node queue");
             return Vec::new();
         }
     };
-    rt.tickets_for(&queued).await
+    named_tickets(&hub.db, &queued)
+        .await
+        .into_iter()
+        .map(|(ticket, _)| ticket)
+        .collect()
+}
+
+/// Tickets for runs with their node's name, the role names read in one
+/// query.
+pub async fn named_tickets(
+    db: &sea_orm::DatabaseConnection,
+    runs: &[entity::run::Model],
+) -> Vec<(Ticket, String)> {
+    let ids: Vec<i64> = runs.iter().map(|r| r.noderole_id).collect();
+    let names: HashMap<i64, (Arc<str>, String)> = match noderoles::refs(db, &ids).await {
+        Ok(refs) => refs
+            .into_iter()
+            .map(|r| (r.id, (Arc::from(r.role.as_str()), r.node)))
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot name runs' roles");
+            HashMap::new()
+        }
+    };
+    runs.iter()
+        .map(|r| {
+            let (role, node) = names
+                .get(&r.noderole_id)
+                .cloned()
+                .unwrap_or_else(|| (Arc::from("?"), String::new()));
+            let ticket = Ticket {
+                run_id: r.id,
+                noderole_id: r.noderole_id,
+                role,
+                priority: r.priority,
+                annealed: queued_by_annealer(r),
+            };
+            (ticket, node)
+        })
+        .collect()
 }

@@ -75,7 +75,6 @@ pub async fn kiln_anneal(
     build_cluster(scratch, params).await?;
     let options = OrchestratorOptions {
         max_concurrent_runs: params.cap,
-        reboot_delay_ms: 0,
         scripts_dir: ".".into(),
         script_timeout: Duration::from_secs(60),
         trace_capacity: 0,

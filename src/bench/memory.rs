@@ -61,7 +61,6 @@ async fn measure(
 async fn start(scratch: &Scratch) -> Result<Orchestrator, BenchError> {
     let options = OrchestratorOptions {
         max_concurrent_runs: 10,
-        reboot_delay_ms: 0,
         scripts_dir: ".".into(),
         script_timeout: Duration::from_secs(60),
         trace_capacity: 0,

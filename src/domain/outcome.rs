@@ -40,6 +40,22 @@ pub struct JigResult {
     pub wall: Option<serde_json::Value>,
     pub runlog: String,
     pub error: Option<String>,
+    /// What the run made true beyond its own result (a reboot it
+    /// scheduled), published once the result committed.
+    pub facts: Vec<Fact>,
+}
+
+impl JigResult {
+    /// A run that failed for `reason`, which is also its runlog's last line.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Self {
+            succeeded: false,
+            runlog: format!("{reason}\n"),
+            error: Some(reason),
+            ..Default::default()
+        }
+    }
 }
 
 /// Records a finished run: the noderole goes active (or error, blocking its

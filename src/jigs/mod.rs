@@ -4,7 +4,6 @@
 //! Architecture invariant: a jig never writes noderole or run state; it
 //! returns a [`JigResult`] and the node actor records it.
 
-mod builtin;
 mod noop;
 mod script;
 mod test;
@@ -14,14 +13,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
 use futures::future::BoxFuture;
 
-pub use builtin::{OsInstallJig, BUILTIN_OS_INSTALL, REBOOT_WALL_KEY};
 pub use script::ScriptJig;
 
-use crate::actors::event_bus::EventBus;
-use crate::actors::trace::TraceRecorder;
 pub use crate::domain::outcome::JigResult;
 use crate::domain::JigKind;
 
@@ -37,8 +32,6 @@ pub struct JigContext {
     pub deployment: String,
     /// The role's default data with the noderole's committed data over it.
     pub data: serde_json::Value,
-    pub events: Addr<EventBus>,
-    pub trace: Arc<TraceRecorder>,
 }
 
 /// A way of executing a run.
@@ -86,12 +79,5 @@ impl Jigs {
 
 /// A run that failed before doing anything, saying why.
 pub fn failed(reason: String) -> BoxFuture<'static, JigResult> {
-    Box::pin(async move {
-        JigResult {
-            succeeded: false,
-            wall: None,
-            runlog: reason.clone(),
-            error: Some(reason),
-        }
-    })
+    Box::pin(async move { JigResult::failed(reason) })
 }

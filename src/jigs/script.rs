@@ -119,19 +119,14 @@ async fn run_all(ctx: JigContext, scripts: Vec<PathBuf>, timeout: Duration) -> J
         succeeded: true,
         wall,
         runlog,
-        error: None,
+        ..Default::default()
     }
 }
 
-fn fail(mut runlog: String, reason: String) -> JigResult {
-    runlog.push_str(&reason);
-    runlog.push('\n');
-    JigResult {
-        succeeded: false,
-        wall: None,
-        runlog,
-        error: Some(reason),
-    }
+fn fail(runlog: String, reason: String) -> JigResult {
+    let mut result = JigResult::failed(reason);
+    result.runlog.insert_str(0, &runlog);
+    result
 }
 
 fn check_executable(script: &Path) -> Result<(), String> {

@@ -36,6 +36,7 @@ pub fn run(ctx: JigContext) -> BoxFuture<'static, JigResult> {
             wall: Some(serde_json::json!({ "test": { "ran_on": ctx.node.name } })),
             error: fail.then(|| "test jig asked to fail".to_string()),
             runlog,
+            facts: Vec::new(),
         }
     })
 }

@@ -2,15 +2,12 @@
 //! file, a dnsmasq hosts file, and a BIND forward zone. Files are replaced
 //! atomically and only when their content changed.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use entity::{bootenv, interface, network, node};
-use futures::future::BoxFuture;
+use entity::{bootenv, interface, node};
 use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
 
 use crate::domain::BootenvKind;
-use crate::jigs::{Jig, JigContext, JigResult};
 
 /// One host line's worth of facts.
 #[derive(Debug, Clone)]
@@ -185,114 +182,11 @@ pub fn write_if_changed(path: &Path, content: &str) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// provisioner-dhcp-database: rewrites the exported host files.
-pub struct DhcpDatabaseJig {
-    pub db: DatabaseConnection,
-    pub export_dir: PathBuf,
-    pub boot_url: String,
-    /// kiln's own DHCP server's table, reloaded so answers follow bootenvs.
-    pub table: Option<Arc<super::dhcp::DhcpTable>>,
-}
-
-/// provisioner-dns-database: rewrites each network's forward zone.
-pub struct DnsDatabaseJig {
-    pub db: DatabaseConnection,
-    pub export_dir: PathBuf,
-}
-
-fn outcome(result: Result<Vec<String>, String>) -> JigResult {
-    match result {
-        Ok(written) => JigResult {
-            succeeded: true,
-            runlog: format!(
-                "wrote: {}\n",
-                if written.is_empty() {
-                    "nothing (unchanged)".into()
-                } else {
-                    written.join(", ")
-                }
-            ),
-            wall: Some(serde_json::json!({ "written": written })),
-            error: None,
-        },
-        Err(e) => JigResult {
-            succeeded: false,
-            runlog: format!("{e}\n"),
-            wall: None,
-            error: Some(e),
-        },
-    }
-}
-
-impl Jig for DhcpDatabaseJig {
-    fn run(&self, _: JigContext) -> BoxFuture<'static, JigResult> {
-        let db = self.db.clone();
-        let dir = self.export_dir.clone();
-        let boot_url = self.boot_url.clone();
-        let table = self.table.clone();
-        Box::pin(async move {
-            let result = async {
-                if let Some(table) = &table {
-                    table.load(&db).await.map_err(|e| e.to_string())?;
-                }
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
-                let mut written = Vec::new();
-                for (file, content) in [
-                    ("dhcpd-hosts.conf", isc_hosts(&hosts, &boot_url)),
-                    ("dnsmasq-hosts", dnsmasq_hosts(&hosts)),
-                ] {
-                    if write_if_changed(&dir.join(file), &content)
-                        .map_err(|e| format!("{file}: {e}"))?
-                    {
-                        written.push(file.to_string());
-                    }
-                }
-                Ok(written)
-            }
-            .await;
-            outcome(result)
-        })
-    }
-}
-
-impl Jig for DnsDatabaseJig {
-    fn run(&self, _: JigContext) -> BoxFuture<'static, JigResult> {
-        let db = self.db.clone();
-        let dir = self.export_dir.clone();
-        Box::pin(async move {
-            let result = async {
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
-                let nets = network::Entity::find()
-                    .all(&db)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let mut written = Vec::new();
-                for net in nets.iter().filter(|n| !n.domain.is_empty()) {
-                    let ns = net.router.clone().unwrap_or_else(|| "127.0.0.1".into());
-                    let forward = |serial| Some(forward_zone(&net.domain, &ns, &hosts, serial));
-                    let file = format!("db.{}", net.domain);
-                    if write_zone(&dir.join(&file), forward)? {
-                        written.push(file);
-                    }
-                    if let Some((origin, _)) = reverse_origin(&net.subnet) {
-                        let reverse =
-                            |serial| reverse_zone(&net.subnet, &net.domain, &hosts, serial);
-                        let file = format!("db.{origin}");
-                        if write_zone(&dir.join(&file), reverse)? {
-                            written.push(file);
-                        }
-                    }
-                }
-                Ok(written)
-            }
-            .await;
-            outcome(result)
-        })
-    }
-}
-
 /// Writes a zone when its records changed, with a serial above the file's.
-fn write_zone(path: &Path, render: impl Fn(Option<u64>) -> Option<String>) -> Result<bool, String> {
+pub fn write_zone(
+    path: &Path,
+    render: impl Fn(Option<u64>) -> Option<String>,
+) -> Result<bool, String> {
     let previous = std::fs::read_to_string(path).ok();
     let Some(fresh) = render(None) else {
         return Ok(false);
@@ -311,31 +205,4 @@ fn strip_serial(zone: &str) -> String {
         .filter(|l| !l.contains(" SOA "))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Both database jigs, by role name, for the orchestrator.
-pub fn builtin_jigs(
-    db: &DatabaseConnection,
-    export_dir: &Path,
-    boot_url: &str,
-    table: Option<Arc<super::dhcp::DhcpTable>>,
-) -> Vec<(String, Arc<dyn Jig>)> {
-    vec![
-        (
-            crate::actors::roles::DHCP_DATABASE_ROLE.to_string(),
-            Arc::new(DhcpDatabaseJig {
-                db: db.clone(),
-                export_dir: export_dir.to_path_buf(),
-                boot_url: boot_url.to_string(),
-                table,
-            }) as Arc<dyn Jig>,
-        ),
-        (
-            crate::actors::roles::DNS_DATABASE_ROLE.to_string(),
-            Arc::new(DnsDatabaseJig {
-                db: db.clone(),
-                export_dir: export_dir.to_path_buf(),
-            }) as Arc<dyn Jig>,
-        ),
-    ]
 }

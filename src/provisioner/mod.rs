@@ -10,4 +10,3 @@ pub mod power;
 pub mod sightings;
 pub mod template;
 pub mod tftp;
-pub mod watchdog;

@@ -1,0 +1,117 @@
+//! provisioner-dhcp-database: kiln's DHCP answers and the exported host
+//! files follow every node's bootenv. Its jig reloads kiln's DHCP table
+//! and rewrites `dhcpd-hosts.conf` and `dnsmasq-hosts`; its hook hears every
+//! bootenv change, records the node's new bootenv in its noderoles' data
+//! and queues a priority run of all of them, so the answers change before
+//! the node reboots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use futures::future::BoxFuture;
+use sea_orm::DatabaseConnection;
+
+use super::{rerun_all, wrote_files};
+use crate::domain::Fact;
+use crate::jigs::{Jig, JigContext, JigResult};
+use crate::orchestrator::Orchestrator;
+use crate::provisioner::dhcp::DhcpTable;
+use crate::provisioner::export::{dnsmasq_hosts, hosts, isc_hosts, write_if_changed};
+
+/// The role's name.
+pub const DHCP_DATABASE: &str = "provisioner-dhcp-database";
+
+/// The jig: reloads kiln's DHCP table and rewrites the exported host files.
+pub struct DhcpDatabaseJig {
+    pub db: DatabaseConnection,
+    pub export_dir: PathBuf,
+    pub boot_url: String,
+    /// kiln's own DHCP server's table, reloaded so answers follow bootenvs.
+    pub table: Option<Arc<DhcpTable>>,
+}
+
+impl Jig for DhcpDatabaseJig {
+    fn run(&self, _: JigContext) -> BoxFuture<'static, JigResult> {
+        let db = self.db.clone();
+        let dir = self.export_dir.clone();
+        let boot_url = self.boot_url.clone();
+        let table = self.table.clone();
+        Box::pin(async move {
+            let result = async {
+                if let Some(table) = &table {
+                    table.load(&db).await.map_err(|e| e.to_string())?;
+                }
+                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
+                let mut written = Vec::new();
+                for (file, content) in [
+                    ("dhcpd-hosts.conf", isc_hosts(&hosts, &boot_url)),
+                    ("dnsmasq-hosts", dnsmasq_hosts(&hosts)),
+                ] {
+                    if write_if_changed(&dir.join(file), &content)
+                        .map_err(|e| format!("{file}: {e}"))?
+                    {
+                        written.push(file.to_string());
+                    }
+                }
+                Ok(written)
+            }
+            .await;
+            wrote_files(result)
+        })
+    }
+}
+
+/// The hook: a bootenv change re-runs every DHCP database noderole.
+pub struct DhcpDatabaseRole {
+    orchestrator: Orchestrator,
+}
+
+impl DhcpDatabaseRole {
+    pub fn new(orchestrator: Orchestrator) -> Self {
+        Self { orchestrator }
+    }
+}
+
+impl Actor for DhcpDatabaseRole {
+    type Context = Context<Self>;
+}
+
+impl Handler<Fact> for DhcpDatabaseRole {
+    type Result = ();
+
+    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+        let Fact::BootenvChanged(changed) = fact else {
+            return;
+        };
+        let orchestrator = self.orchestrator.clone();
+        orchestrator.trace().record(
+            "EventBus",
+            "DhcpDatabaseRole",
+            "BootenvChanged",
+            &changed.node,
+            format!("{} -> {}", changed.from, changed.to),
+        );
+        // Waiting keeps hook runs in the order the changes happened.
+        ctx.wait(
+            async move {
+                let node = changed.node.clone();
+                let to = changed.to.clone();
+                let result = rerun_all(
+                    &orchestrator,
+                    "DhcpDatabaseRole",
+                    DHCP_DATABASE,
+                    "bootenv-changed",
+                    Arc::new(move |data| {
+                        data["bootenvs"][&node] = serde_json::Value::String(to.clone());
+                    }),
+                )
+                .await;
+                if let Err(e) = result {
+                    tracing::error!(error = %e, node = %changed.node, "dhcp database hook failed");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
