@@ -7,10 +7,15 @@
 //! kiln runs inside it (DHCP on the bridge, HTTP on the bridge's address),
 //! QEMU's NIC sits on the tap, and the os-install role's power cycle is a
 //! `system_reset` on QEMU's monitor socket. The kernel is Debian's, the
-//! initrds are busybox (`tests/qemu/`), built once and cached under
-//! `target/qemu-cache`. On failure (or with `KILN_QEMU_KEEP_ARTIFACTS` set)
-//! the guest's serial console, stamped with seconds since power-on, and
-//! kiln's log are kept under `target/qemu-artifacts/`.
+//! initrds are busybox (`tests/qemu/`), built by `tests/qemu/build-images.sh`
+//! once per set of inputs and cached outside the checkout, so a fresh clone
+//! reuses them: in
+//! `${KILN_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/qemu}/<key>`,
+//! where the key hashes the kernel package's version, the busybox and
+//! syslinux versions, the script, `init` and `udhcpc.script`. On failure
+//! (or with `KILN_QEMU_KEEP_ARTIFACTS` set) the guest's serial console,
+//! stamped with seconds since power-on, and kiln's log are kept under
+//! `target/qemu-artifacts/`.
 
 use std::fs;
 use std::os::fd::AsRawFd;
@@ -30,6 +35,8 @@ const BRIDGE_IP: &str = "10.213.9.1";
 const KILN_PORT: u16 = 3000;
 /// The whole flow, from QEMU's start to the disk's alive callback.
 const FLOW_DEADLINE: Duration = Duration::from_secs(240);
+/// How long the guest's console may trail what kiln's API already shows.
+const CONSOLE_LAG: Duration = Duration::from_secs(30);
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
@@ -67,7 +74,7 @@ fn uefi_machine_is_discovered_installed_and_boots_from_its_disk() {
 fn run(firmware: Firmware, mac: &str) {
     preflight();
     let target = target_dir();
-    let images = build_images(&target);
+    let images = build_images();
     let started = Instant::now();
     let lab = Lab::create(firmware, mac, &images);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -157,10 +164,13 @@ async fn flow(lab: &Lab) {
         },
     )
     .await;
-    assert!(
-        serial_has(lab, "kiln-test: stage discovery"),
-        "the discovery initrd booted: {discovery_roles}"
-    );
+    console_shows_in_order(
+        lab,
+        &["kiln-test: stage discovery"],
+        deadline,
+        &format!("the discovery roles are active: {discovery_roles}"),
+    )
+    .await;
 
     // 2. The operator binds it to provisioner-os-install and commits.
     api.send("POST", "/api/v2/deployments", json!({"name": "os"}), 201)
@@ -234,22 +244,20 @@ async fn flow(lab: &Lab) {
         },
     )
     .await;
-    let serial = lab.serial();
-    let order = [
-        "kiln-test: stage discovery",
-        "kiln-test: stage install",
-        "kiln-test: installed to /dev/vda",
-        "kiln-test: callback {\"bootenv\":\"local\"}: HTTP/1.0 200",
-        "kiln-test: stage local",
-        "kiln-test: callback {\"alive\":true}: HTTP/1.0 200",
-    ];
-    let mut at = 0;
-    for step in order {
-        let found = serial[at..]
-            .find(step)
-            .unwrap_or_else(|| panic!("the console does not show `{step}` in order ({back})"));
-        at += found + step.len();
-    }
+    console_shows_in_order(
+        lab,
+        &[
+            "kiln-test: stage discovery",
+            "kiln-test: stage install",
+            "kiln-test: installed to /dev/vda",
+            "kiln-test: callback {\"bootenv\":\"local\"}: HTTP/1.0 200",
+            "kiln-test: stage local",
+            "kiln-test: callback {\"alive\":true}: HTTP/1.0 200",
+        ],
+        deadline,
+        &back.to_string(),
+    )
+    .await;
     let mark = lab.disk_mark();
     assert!(
         mark.starts_with(&format!("KILN-INSTALLED node={node} ")),
@@ -307,8 +315,39 @@ fn active_roles(noderoles: &Value) -> Vec<String> {
         .collect()
 }
 
-fn serial_has(lab: &Lab, text: &str) -> bool {
-    lab.serial().contains(text)
+/// Waits until the guest's serial console shows each of `lines`, in this
+/// order, each after the end of the one before it; panics naming the first
+/// line missing (with `context`) when they are not all there by `deadline`
+/// or [`CONSOLE_LAG`] from now, whichever comes first.
+///
+/// The console is checked after kiln's API shows what the guest did, and
+/// it trails the API: the guest prints a callback's line only once kiln has
+/// answered it, and the line then goes through QEMU's stdout and
+/// [`stamp_lines`] into `serial.log`. Reading the log once right after the
+/// API changed state raced that (seen as a missing last callback line that
+/// was in the kept log half a second later).
+async fn console_shows_in_order(lab: &Lab, lines: &[&str], deadline: Instant, context: &str) {
+    let deadline = deadline.min(Instant::now() + CONSOLE_LAG);
+    loop {
+        let serial = lab.serial();
+        let mut at = 0;
+        let mut missing = None;
+        for line in lines {
+            match serial[at..].find(line) {
+                Some(found) => at += found + line.len(),
+                None => {
+                    missing = Some(line);
+                    break;
+                }
+            }
+        }
+        let Some(missing) = missing else { return };
+        assert!(
+            Instant::now() < deadline,
+            "the console does not show `{missing}` in order ({context})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn timestamp(rfc3339: &str) -> chrono::DateTime<chrono::Utc> {
@@ -453,11 +492,11 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cached kernel, initrd and disk (built on first use).
-fn build_images(target: &Path) -> PathBuf {
+/// The cached kernel, initrd and disk (built on first use); the script
+/// picks the cache directory (`KILN_QEMU_CACHE` or the user's cache).
+fn build_images() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qemu/build-images.sh");
     let out = Command::new(&script)
-        .arg(target.join("qemu-cache"))
         .stderr(Stdio::inherit())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));

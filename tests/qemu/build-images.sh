@@ -4,17 +4,37 @@
 # the test's init and the modules it needs (e1000, virtio disk), and a raw
 # disk that boots on its own (syslinux on FAT, no loop device).
 #
-#   build-images.sh CACHE_DIR
+#   build-images.sh
 #
 # Prints the directory holding vmlinuz, initrd.img, disk.img and
-# mark-sector (where on the disk the installer writes). Builds go to
-# CACHE_DIR/images-<hash of the kernel version and these sources>; a
-# finished build is reused.
+# mark-sector (where on the disk the installer writes). The cache lives
+# outside the checkout, so fresh clones share it:
+#
+#   ${KILN_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/qemu}/<key>
+#
+# where <key> hashes every input: the kernel package and its version, the
+# busybox and syslinux versions, the filesystem size and modules, this
+# script, init and udhcpc.script. A finished build is reused; a new one
+# removes the builds and kernel packages it no longer uses.
 set -euo pipefail
 
-cache=$(realpath -m "$1")
+if [[ -n "${KILN_QEMU_CACHE:-}" ]]; then
+  cache=$KILN_QEMU_CACHE
+elif [[ -n "${XDG_CACHE_HOME:-}" ]]; then
+  cache=$XDG_CACHE_HOME/kiln/qemu
+elif [[ -n "${HOME:-}" ]]; then
+  cache=$HOME/.cache/kiln/qemu
+else
+  echo "build-images: set KILN_QEMU_CACHE (neither XDG_CACHE_HOME nor HOME is set)" >&2
+  exit 1
+fi
+cache=$(realpath -m "$cache")
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache/debs"
+[[ -f "$cache/CACHEDIR.TAG" ]] || printf '%s\n' \
+  'Signature: 8a477f597d28d172789f06886806bc55' \
+  '# kiln QEMU netboot test images (tests/qemu/build-images.sh); safe to delete.' \
+  > "$cache/CACHEDIR.TAG"
 # Tests running at once build (or wait for) one set of images.
 exec 9>"$cache/lock"
 flock 9
@@ -43,7 +63,7 @@ key=$( {
   dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
   cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
 } | sha256sum | cut -c1-16)
-out="$cache/images-$key"
+out="$cache/$key"
 if [[ -f "$out/done" ]]; then
   echo "$out"
   exit 0
@@ -129,9 +149,15 @@ touch "$work/out/done"
 rm -rf "$out"
 mv "$work/out" "$out"
 # Keep only what this build uses; images of older kernels or older scripts
-# would otherwise pile up under target/ with every change (we hold the lock).
-for old in "$cache"/images-*; do
-  [[ "$old" == "$out" ]] || rm -rf "$old"
+# would otherwise pile up with every change. We hold the lock, so no other
+# build is running: leftover build directories are from killed ones. Only
+# names this script makes are removed, whatever else KILN_QEMU_CACHE holds.
+for old in "$cache"/*; do
+  name=$(basename "$old")
+  if [[ -d "$old" && "$old" != "$out" && "$old" != "$work" ]] \
+    && [[ "$name" =~ ^[0-9a-f]{16}$ || "$name" == build.* ]]; then
+    rm -rf "$old"
+  fi
 done
 for old in "$cache"/debs/*.deb; do
   [[ "$old" == "$deb" ]] || rm -f "$old"
