@@ -10,7 +10,7 @@ use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
 use crate::api;
-use crate::cluster::{self, ClusterError};
+use crate::cluster::{self, ApplyReport, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
@@ -35,7 +35,7 @@ pub struct AppState {
     pub dhcp_table: Option<Arc<DhcpTable>>,
 }
 
-/// Why kiln could not start.
+/// Why kiln could not start, or `kiln apply` could not apply its file.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -78,8 +78,7 @@ impl Application {
         settings: Settings,
         cluster: Option<&Path>,
     ) -> Result<Self, StartError> {
-        let db = db::connect(&settings.database.url, settings.database.max_connections).await?;
-        db::migrate(&db).await?;
+        let db = migrate(&settings).await?;
         let file = match cluster {
             Some(path) => Some(cluster::load(path)?),
             None if settings.cluster.builtin_roles => Some(cluster::ClusterFile::default()),
@@ -249,6 +248,31 @@ impl Application {
             None => Ok(()),
         }
     }
+}
+
+/// Connects to the database and brings its schema up to date, as every
+/// start does first, so `kiln migrate` leaves exactly what `serve` would.
+pub async fn migrate(settings: &Settings) -> Result<DatabaseConnection, DatabaseError> {
+    let db = db::connect(&settings.database.url, settings.database.max_connections).await?;
+    db::migrate(&db).await?;
+    Ok(db)
+}
+
+/// `kiln apply`: the cluster file, with kiln's built-in roles when
+/// `cluster.builtin_roles` as at start, so applying by hand and then
+/// starting changes nothing more.
+pub async fn apply(
+    settings: &Settings,
+    file: &Path,
+    dry_run: bool,
+) -> Result<ApplyReport, StartError> {
+    let db = migrate(settings).await?;
+    let mut parsed = cluster::load(file)?;
+    if settings.cluster.builtin_roles {
+        parsed = cluster::with_builtin_roles(parsed)?;
+    }
+    let (report, _) = cluster::apply(&db, &parsed, dry_run).await?;
+    Ok(report)
 }
 
 /// Drops an actix system whose `block_on` has returned. Tasks still in

@@ -154,6 +154,17 @@ pub enum SettingsError {
 }
 
 impl Settings {
+    /// `serve --simulate`: simulated machines need kiln's DHCP server; on
+    /// loopback it needs no privileges when no port was chosen.
+    pub fn simulate(&mut self) {
+        self.sim.enabled = true;
+        if !self.dhcp.enabled {
+            self.dhcp.enabled = true;
+            self.dhcp.address = "127.0.0.1".into();
+            self.dhcp.port = 0;
+        }
+    }
+
     /// Loads the layered settings from the process environment.
     pub fn load(config_file: Option<&Path>) -> Result<Self, SettingsError> {
         Self::load_with_env(config_file, std::env::vars())

@@ -8,6 +8,7 @@
 
 pub mod anneal;
 pub mod api;
+mod args;
 pub mod commit_bound;
 pub mod fleet;
 pub mod memory;
@@ -19,6 +20,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
+
+pub use args::{BenchTarget, Benchmark};
 
 /// Why a benchmark could not produce its numbers.
 #[derive(Debug, thiserror::Error)]

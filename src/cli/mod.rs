@@ -3,11 +3,14 @@
 //!
 //! Architecture invariant: with `main.rs`, the only place that prints.
 
+mod commands;
 mod table;
 
 use serde_json::Value;
 
-pub use table::{align, render};
+pub use commands::{ApiArgs, Command};
+pub use table::align;
+use table::render;
 
 /// Why an API command failed, in one line.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +78,7 @@ impl ApiClient {
 }
 
 /// The query string for the given optional filters.
-pub fn query(pairs: &[(&str, &Option<String>)]) -> String {
+fn query(pairs: &[(&str, &Option<String>)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", urlencode(v))))
