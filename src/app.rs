@@ -5,7 +5,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::sync::Arc;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
@@ -20,6 +20,7 @@ use crate::provisioner::power::PowerDriver;
 use crate::provisioner::sightings::Sightings;
 use crate::roles;
 use crate::settings::Settings;
+use crate::shutdown::Shutdown;
 use actix::Actor;
 
 /// Shared state every request handler sees.
@@ -64,6 +65,31 @@ pub struct Application {
     server: Option<Server>,
     state: AppState,
     dhcp: Option<DhcpHandle>,
+    shutdown: Shutdown,
+}
+
+/// Stops a running kiln from anywhere (a test, a benchmark, a signal).
+#[derive(Clone)]
+pub struct Stopper {
+    server: Option<ServerHandle>,
+    shutdown: Shutdown,
+    db: DatabaseConnection,
+}
+
+impl Stopper {
+    /// Stops serving HTTP (requests in flight finish), signals the one
+    /// shutdown token and waits until every background task has ended,
+    /// then closes the database pool: nothing is left to hold a connection
+    /// when the actix system goes away. Stopping twice is harmless.
+    pub async fn stop(&self) {
+        if let Some(server) = &self.server {
+            server.stop(true).await;
+        }
+        self.shutdown.stop().await;
+        if let Err(e) = self.db.close_by_ref().await {
+            tracing::warn!(error = %e, "closing the database pool");
+        }
+    }
 }
 
 impl Application {
@@ -110,6 +136,7 @@ impl Application {
         }
         let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
+        let shutdown = options.shutdown.clone();
         options
             .builtins
             .extend(roles::builtin_jigs(roles::RoleSettings {
@@ -121,6 +148,7 @@ impl Application {
             }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
         let mut app = Self::build_with(settings, db, options, listener, dhcp_table).await?;
+        app.shutdown = shutdown;
         let install_timeout =
             std::time::Duration::from_millis(app.state.settings.provisioner.install_timeout_ms);
         roles::subscribe_hooks(
@@ -133,7 +161,7 @@ impl Application {
         }
         app.start_power();
         if app.state.settings.tftp.enabled {
-            start_tftp(&app.state.settings).await?;
+            start_tftp(&app.state.settings, &app.shutdown).await?;
         }
         if app.state.settings.sim.enabled {
             app.start_simulator()?;
@@ -161,6 +189,7 @@ impl Application {
                 self.state.db.clone(),
                 settings.power.command.clone().into(),
                 self.state.orchestrator.trace(),
+                self.shutdown.clone(),
             )
             .start();
             self.state.orchestrator.subscribe(driver.recipient());
@@ -182,6 +211,7 @@ impl Application {
             self.state.db.clone(),
             config,
             self.state.orchestrator.trace(),
+            self.shutdown.clone(),
         )
         .start();
         self.state.orchestrator.subscribe(simulator.recipient());
@@ -223,6 +253,7 @@ impl Application {
             server: None,
             state,
             dhcp: None,
+            shutdown: Shutdown::default(),
         })
     }
 
@@ -241,12 +272,25 @@ impl Application {
         &self.state
     }
 
-    /// Serves until SIGINT/SIGTERM or the server is stopped.
+    /// What stops this kiln once it runs.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            server: self.server.as_ref().map(Server::handle),
+            shutdown: self.shutdown.clone(),
+            db: self.state.db.clone(),
+        }
+    }
+
+    /// Serves until SIGINT/SIGTERM or [`Stopper::stop`], then stops
+    /// everything else and waits for it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        match self.server {
+        let stopper = self.stopper();
+        let served = match self.server {
             Some(server) => server.await,
             None => Ok(()),
-        }
+        };
+        stopper.stop().await;
+        served
     }
 }
 
@@ -273,21 +317,6 @@ pub async fn apply(
     }
     let (report, _) = cluster::apply(&db, &parsed, dry_run).await?;
     Ok(report)
-}
-
-/// Drops an actix system whose `block_on` has returned. Tasks still in
-/// flight then (a run mid-statement, a discovery registration) are dropped
-/// with it, outside any Tokio context, where a pooled database connection's
-/// drop would panic; entering a spare runtime gives those drops the context
-/// they expect. The binary and the test harness both end systems this way.
-pub fn drop_inside_a_runtime(system: actix_web::rt::SystemRunner) {
-    match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(spare) => {
-            let _context = spare.enter();
-            drop(system);
-        }
-        Err(_) => drop(system),
-    }
 }
 
 /// How nodes reach kiln: `provisioner.api_url`, else `http://` + `http.bind`.
@@ -340,8 +369,15 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     let bind = std::net::SocketAddr::new(listen.into(), settings.dhcp.port);
     let socket = dhcp_server::open_socket(bind, &settings.dhcp.interface)
         .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
-    let handle = dhcp_server::start(socket, table.clone(), ctx, tx, state.sightings.clone())
-        .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
+    let handle = dhcp_server::start(
+        socket,
+        table.clone(),
+        ctx,
+        tx,
+        state.sightings.clone(),
+        state.orchestrator.shutdown(),
+    )
+    .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
     discovery::spawn(state.orchestrator.clone(), table, rx);
     tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");
     Ok(handle)
@@ -372,7 +408,7 @@ fn bind_listener(settings: &Settings) -> Result<TcpListener, StartError> {
 }
 
 /// Serves the stock iPXE binaries to PXE firmware on `tftp.address`:`tftp.port`.
-async fn start_tftp(settings: &Settings) -> Result<(), StartError> {
+async fn start_tftp(settings: &Settings, shutdown: &Shutdown) -> Result<(), StartError> {
     use crate::provisioner::tftp::{TftpServer, TftpSettings};
     let bind: SocketAddr = format!("{}:{}", settings.tftp.address, settings.tftp.port)
         .parse()
@@ -390,8 +426,9 @@ async fn start_tftp(settings: &Settings) -> Result<(), StartError> {
     .await
     .map_err(|e| StartError::Tftp(e.to_string()))?;
     tracing::info!(%bind, root = %settings.tftp.root.display(), "kiln's TFTP server is serving");
-    tokio::spawn(async move {
-        if let Err(e) = server.run(std::future::pending()).await {
+    let stopping = shutdown.clone();
+    shutdown.spawn(async move {
+        if let Err(e) = server.run(stopping.stopping()).await {
             tracing::error!(error = %e, "tftp server stopped");
         }
     });

@@ -15,6 +15,7 @@ pub mod orchestrator;
 pub mod provisioner;
 pub mod roles;
 pub mod settings;
+pub mod shutdown;
 pub mod sim;
 pub mod telemetry;
 pub mod ui;

@@ -65,7 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     kiln::telemetry::init(&settings.log);
     let system = actix_web::rt::System::new();
-    let result = system.block_on(async move {
+    system.block_on(async move {
         match cli.command {
             Command::Serve { cluster, .. } => {
                 let app = Application::build_with_cluster(settings, cluster.as_deref()).await?;
@@ -83,7 +83,5 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Api(command) => command.run().await?,
         }
         Ok(())
-    });
-    app::drop_inside_a_runtime(system);
-    result
+    })
 }

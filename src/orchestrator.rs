@@ -24,6 +24,7 @@ use crate::domain::binding::{bind, BindRequest};
 use crate::domain::{lifecycle, outcome, DomainError, DomainResult, Effects, Fact};
 use crate::jigs::{Jig, Jigs};
 use crate::settings::Settings;
+use crate::shutdown::Shutdown;
 
 /// Options for starting the actors.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct OrchestratorOptions {
     pub trace_capacity: usize,
     /// Builtin jigs beyond kiln's defaults, by role name.
     pub builtins: Vec<(String, Arc<dyn Jig>)>,
+    /// The shutdown every actor's work answers to.
+    pub shutdown: Shutdown,
 }
 
 impl OrchestratorOptions {
@@ -45,6 +48,7 @@ impl OrchestratorOptions {
             script_timeout: Duration::from_millis(settings.jigs.script_timeout_ms),
             trace_capacity: settings.jigs.trace_capacity,
             builtins: Vec::new(),
+            shutdown: Shutdown::default(),
         }
     }
 }
@@ -77,7 +81,12 @@ impl Orchestrator {
         let trace = Arc::new(TraceRecorder::new(options.trace_capacity));
         let (stream, _) = broadcast::channel(4096);
         let bus = EventBus::new(stream.clone()).start();
-        let scheduler = Scheduler::new(options.max_concurrent_runs, trace.clone()).start();
+        let scheduler = Scheduler::new(
+            options.max_concurrent_runs,
+            trace.clone(),
+            options.shutdown.clone(),
+        )
+        .start();
         let mut jigs = Jigs::new(options.scripts_dir.clone(), options.script_timeout);
         for (role, jig) in options.builtins {
             jigs.register_builtin(&role, jig);
@@ -92,6 +101,7 @@ impl Orchestrator {
             counters: Default::default(),
             seq: Arc::new(QueueSeq::starting_after(last_seq)),
             jigs,
+            shutdown: options.shutdown,
         });
         let dispatch = Arc::new(Dispatch::new(hub));
         let annealer = Annealer::new(dispatch.clone()).start();
@@ -108,6 +118,17 @@ impl Orchestrator {
         start_node_actors(&self.dispatch).await?;
         self.dispatch.hub.wake.wake();
         Ok(())
+    }
+
+    /// The shutdown its actors' work answers to.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.dispatch.hub.shutdown
+    }
+
+    /// Stops starting work and waits for runs, passes and hooks in flight
+    /// (a run's jig is abandoned; the restart runs it again).
+    pub async fn stop(&self) {
+        self.shutdown().stop().await;
     }
 
     /// The database the orchestrator works on.

@@ -94,6 +94,7 @@ on_both_databases!(known_and_unknown_machines, |backend| async move {
     let stats = kiln.dhcp().unwrap().stats.clone();
     let state = kiln.state().clone();
     let base = format!("http://127.0.0.1:{}", kiln.port());
+    common::stop_at_end(kiln.stopper());
     actix_web::rt::spawn(kiln.run_until_stopped());
 
     // A known machine's PXE firmware (BIOS): fixed address, options, iPXE binary.

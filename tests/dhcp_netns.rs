@@ -218,7 +218,16 @@ async fn serve(
         server_ip: SERVER_IP.parse().unwrap(),
         api_url: format!("http://{SERVER_IP}:3000"),
     };
-    start(net.server_socket(), table, ctx, tx, Default::default()).unwrap();
+    let shutdown = kiln::shutdown::Shutdown::default();
+    start(
+        net.server_socket(),
+        table,
+        ctx,
+        tx,
+        Default::default(),
+        &shutdown,
+    )
+    .unwrap();
     (test_db, rx)
 }
 

@@ -499,6 +499,7 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
         .await
         .expect("restart");
     let db = app.state().db.clone();
+    common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
     let counts = settle(&db, SETTLE).await;
     assert_eq!(count(&counts, NoderoleState::Active), 1, "{counts:?}");
@@ -569,6 +570,7 @@ on_both_databases!(
             .await
             .expect("start");
         let db = app.state().db.clone();
+        common::stop_at_end(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
         let counts = settle(&db, SETTLE).await;
         assert_eq!(count(&counts, NoderoleState::Active), 2, "{counts:?}");

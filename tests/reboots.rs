@@ -113,6 +113,7 @@ on_both_databases!(
         settings.provisioner.install_timeout_ms = 1500;
         let app = Application::build(settings).await.expect("kiln starts");
         let base = format!("http://127.0.0.1:{}", app.port());
+        common::stop_at_end(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
         let admin = |req: reqwest::RequestBuilder| req.bearer_auth(common::TEST_TOKEN);
@@ -287,6 +288,7 @@ on_both_databases!(
         settings.provisioner.install_timeout_ms = 1500;
         let app = Application::build(settings).await.expect("kiln starts");
         let base = format!("http://127.0.0.1:{}", app.port());
+        common::stop_at_end(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);

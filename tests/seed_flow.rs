@@ -89,6 +89,7 @@ on_both_databases!(seed_flow_with_simulated_machines, |backend| async move {
     let app = Application::build(settings).await.expect("kiln starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
+    common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
     let api = |path: &str| format!("{base}/api/v2{path}");

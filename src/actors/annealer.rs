@@ -71,6 +71,9 @@ impl Annealer {
     }
 
     fn start_pass(&mut self, ctx: &mut Context<Self>) {
+        if self.dispatch.hub.shutdown.is_stopping() {
+            return;
+        }
         if self.running {
             self.again = true;
             return;
@@ -79,12 +82,14 @@ impl Annealer {
         self.again = false;
         let started = Instant::now();
         let dispatch = self.dispatch.clone();
+        let shutdown = dispatch.hub.shutdown.clone();
         ctx.spawn(
-            async move {
-                let outcome = one_pass(&dispatch).await;
-                (outcome, started.elapsed())
-            }
-            .into_actor(self)
+            shutdown
+                .track(async move {
+                    let outcome = one_pass(&dispatch).await;
+                    (outcome, started.elapsed())
+                })
+                .into_actor(self)
             .map(|(outcome, elapsed), act, ctx| {
                 act.status.passes += 1;
                 act.status.last_pass_ms = Some(elapsed.as_millis() as u64);

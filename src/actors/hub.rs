@@ -18,6 +18,7 @@ use crate::db::RepoError;
 use crate::domain::anneal::QueueSeq;
 use crate::domain::{DomainError, DomainResult, Effects, Fact};
 use crate::jigs::Jigs;
+use crate::shutdown::Shutdown;
 
 /// Run counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -102,6 +103,7 @@ pub struct Hub {
     pub counters: RunCounters,
     pub seq: Arc<QueueSeq>,
     pub jigs: Jigs,
+    pub shutdown: Shutdown,
 }
 
 /// A domain change: runs inside the transaction it is given and returns

@@ -83,7 +83,7 @@ impl NodeActor {
 
     /// Asks for a slot for the next run when idle.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.current.is_some() {
+        if self.current.is_some() || self.hub.shutdown.is_stopping() {
             return;
         }
         let Some(ticket) = self.queue.pop_front() else {
@@ -165,26 +165,28 @@ impl Handler<SlotGranted> for NodeActor {
         let hub = self.hub.clone();
         let node = self.node.clone();
         let span = tracing::info_span!("run", node = %node, noderole = ticket.noderole_id, run = ticket.run_id);
+        let shutdown = self.hub.shutdown.clone();
         ctx.spawn(
-            async move {
-                if let Err(e) = execute(&hub, &node, &ticket).await {
-                    tracing::error!(error = %e, "run could not be recorded");
-                }
-                hub.trace.record(
-                    "NodeActor",
-                    "Scheduler",
-                    "ReleaseSlot",
-                    &node,
-                    &*ticket.role,
-                );
-                hub.scheduler.do_send(ReleaseSlot {
-                    run_id: ticket.run_id,
-                    node: node.clone(),
-                });
-            }
-            .instrument(span)
-            .into_actor(self)
-            .map(|_, _, ctx| ctx.notify(RunDone)),
+            shutdown
+                .track(async move {
+                    if let Err(e) = execute(&hub, &node, &ticket).await {
+                        tracing::error!(error = %e, "run could not be recorded");
+                    }
+                    hub.trace.record(
+                        "NodeActor",
+                        "Scheduler",
+                        "ReleaseSlot",
+                        &node,
+                        &*ticket.role,
+                    );
+                    hub.scheduler.do_send(ReleaseSlot {
+                        run_id: ticket.run_id,
+                        node: node.clone(),
+                    });
+                })
+                .instrument(span)
+                .into_actor(self)
+                .map(|_, _, ctx| ctx.notify(RunDone)),
         );
     }
 }
@@ -214,7 +216,14 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
     hub.trace
         .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
     let mut result = match context {
-        Ok(ctx) => hub.jigs.run(ctx).await,
+        Ok(ctx) => {
+            // A stopping kiln abandons the jig: the run stays `running`,
+            // and the next start queues it again (jigs are idempotent).
+            tokio::select! {
+                result = hub.jigs.run(ctx) => result,
+                () = hub.shutdown.stopping() => return Ok(()),
+            }
+        }
         Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
     let jig_facts = std::mem::take(&mut result.facts);

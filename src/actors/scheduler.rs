@@ -12,6 +12,7 @@ use actix::prelude::*;
 use serde::Serialize;
 
 use super::trace::TraceRecorder;
+use crate::shutdown::Shutdown;
 
 /// A node asks for a slot for its next run.
 #[derive(Message)]
@@ -102,11 +103,13 @@ pub struct Scheduler {
     trace: Arc<TraceRecorder>,
     total_wait: Duration,
     granted: u64,
+    shutdown: Shutdown,
 }
 
 impl Scheduler {
-    pub fn new(capacity: usize, trace: Arc<TraceRecorder>) -> Self {
+    pub fn new(capacity: usize, trace: Arc<TraceRecorder>, shutdown: Shutdown) -> Self {
         Self {
+            shutdown,
             capacity: capacity.max(1),
             running: HashMap::new(),
             priority: VecDeque::new(),
@@ -118,6 +121,11 @@ impl Scheduler {
     }
 
     fn grant(&mut self) {
+        // A stopping kiln starts no run; the waiting ones stay queued in
+        // the run table for the next start.
+        if self.shutdown.is_stopping() {
+            return;
+        }
         while self.running.len() < self.capacity {
             let Some(waiter) = self
                 .priority

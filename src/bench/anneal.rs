@@ -79,6 +79,7 @@ pub async fn kiln_anneal(
         script_timeout: Duration::from_secs(60),
         trace_capacity: 0,
         builtins: Vec::new(),
+        shutdown: Default::default(),
     };
     let orchestrator = Orchestrator::start(scratch.db.clone(), options)
         .await
@@ -110,6 +111,7 @@ pub async fn kiln_anneal(
         .annealer_status()
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
+    orchestrator.stop().await;
     Ok(AnnealTiming {
         elapsed,
         passes: annealer.passes,

@@ -55,7 +55,9 @@ async fn measure(
     let before = settled_resident_kib().await?;
     let loaded = start(full).await?;
     let after = settled_resident_kib().await?;
-    Ok((before, after, loaded.node_actor_count()))
+    let count = loaded.node_actor_count();
+    loaded.stop().await;
+    Ok((before, after, count))
 }
 
 async fn start(scratch: &Scratch) -> Result<Orchestrator, BenchError> {
@@ -65,6 +67,7 @@ async fn start(scratch: &Scratch) -> Result<Orchestrator, BenchError> {
         script_timeout: Duration::from_secs(60),
         trace_capacity: 0,
         builtins: Vec::new(),
+        shutdown: Default::default(),
     };
     Orchestrator::start(scratch.db.clone(), options)
         .await

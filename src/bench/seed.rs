@@ -17,7 +17,6 @@ use crate::app::Application;
 use crate::cluster;
 use crate::db::{deployments, noderoles, Backend, Key};
 use crate::domain::binding::{bind, BindRequest};
-use crate::domain::RunState;
 use crate::settings::Settings;
 
 /// What to measure.
@@ -95,6 +94,7 @@ async fn measure(
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     let orchestrator = app.state().orchestrator.clone();
+    let stopper = app.stopper();
     actix::spawn(async move {
         let _ = app.run_until_stopped().await;
     });
@@ -134,10 +134,9 @@ async fn measure(
     .await?;
     let elapsed = started.elapsed();
     let totals = run_totals(db, committed_at).await?;
-    // The last bootenv changes still re-run the DHCP database, and each
-    // re-run's own facts may queue another; let the run table stay quiet
-    // for a moment before the scratch database is dropped under them.
-    wait_for_quiet_runs(db, Duration::from_millis(500), Duration::from_secs(60)).await?;
+    // The last bootenv changes may still be re-running the DHCP database:
+    // stop kiln (and wait for it) before the scratch database is dropped.
+    stopper.stop().await;
     Ok((elapsed, totals))
 }
 
@@ -243,42 +242,6 @@ async fn settled(db: DatabaseConnection) -> Result<bool, BenchError> {
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     Ok(!crate::domain::anneal::work_remains(&counts))
-}
-
-/// Waits until no run is queued or running and none was added for
-/// `quiet_for`.
-async fn wait_for_quiet_runs(
-    db: &DatabaseConnection,
-    quiet_for: Duration,
-    timeout: Duration,
-) -> Result<(), BenchError> {
-    let deadline = Instant::now() + timeout;
-    let mut quiet_since: Option<(u64, Instant)> = None;
-    loop {
-        let unfinished = run::Entity::find()
-            .filter(
-                run::Column::State.is_in([RunState::Queued.as_str(), RunState::Running.as_str()]),
-            )
-            .count(db)
-            .await?;
-        let total = run::Entity::find().count(db).await?;
-        quiet_since = match quiet_since {
-            _ if unfinished > 0 => None,
-            Some((seen, since)) if seen == total => {
-                if since.elapsed() >= quiet_for {
-                    return Ok(());
-                }
-                Some((seen, since))
-            }
-            _ => Some((total, Instant::now())),
-        };
-        if Instant::now() > deadline {
-            return Err(BenchError::Setup(
-                "timed out waiting for the last runs to finish".into(),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn wait_until<F, Fut>(

@@ -23,14 +23,16 @@ pub fn discovered_name(mac: &str, domain: &str) -> String {
     }
 }
 
-/// Registers each new machine once and records its lease. Runs on the
-/// actix arbiter, because registering starts the node's actor.
+/// Registers each new machine once and records its lease, until kiln
+/// stops. Runs on the actix arbiter, because registering starts the node's
+/// actor.
 pub fn spawn(
     orchestrator: Orchestrator,
     table: Arc<DhcpTable>,
     mut machines: mpsc::UnboundedReceiver<(String, Ipv4Addr)>,
 ) {
-    actix::spawn(async move {
+    let shutdown = orchestrator.shutdown().clone();
+    shutdown.spawn_local(async move {
         while let Some(first) = machines.recv().await {
             // A rack powering on sends hundreds at once: register all that
             // are waiting, then reload the DHCP table once for the batch.

@@ -13,6 +13,7 @@ use crate::actors::trace::TraceRecorder;
 use crate::db::{nodes, Key};
 use crate::domain::facts::RebootScheduled;
 use crate::domain::Fact;
+use crate::shutdown::Shutdown;
 
 /// How long a power command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -22,6 +23,7 @@ pub struct PowerDriver {
     db: DatabaseConnection,
     command: PathBuf,
     trace: std::sync::Arc<TraceRecorder>,
+    shutdown: Shutdown,
 }
 
 impl PowerDriver {
@@ -29,8 +31,14 @@ impl PowerDriver {
         db: DatabaseConnection,
         command: PathBuf,
         trace: std::sync::Arc<TraceRecorder>,
+        shutdown: Shutdown,
     ) -> Self {
-        Self { db, command, trace }
+        Self {
+            db,
+            command,
+            trace,
+            shutdown,
+        }
     }
 }
 
@@ -48,7 +56,7 @@ impl Handler<Fact> for PowerDriver {
         let db = self.db.clone();
         let command = self.command.clone();
         let trace = self.trace.clone();
-        actix::spawn(async move {
+        self.shutdown.spawn_local(async move {
             tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
             trace.record("PowerDriver", "Machine", "PowerCycle", &reboot.node, "");
             match cycle(&db, &command, &reboot).await {

@@ -93,8 +93,10 @@ impl Handler<Fact> for DhcpDatabaseRole {
             format!("{} -> {}", changed.from, changed.to),
         );
         // Waiting keeps hook runs in the order the changes happened.
+        let shutdown = orchestrator.shutdown().clone();
         ctx.wait(
-            async move {
+            shutdown
+                .track(async move {
                 let node = changed.node.clone();
                 let to = changed.to.clone();
                 let result = rerun_all(
@@ -110,7 +112,7 @@ impl Handler<Fact> for DhcpDatabaseRole {
                 if let Err(e) = result {
                     tracing::error!(error = %e, node = %changed.node, "dhcp database hook failed");
                 }
-            }
+            })
             .into_actor(self),
         );
     }

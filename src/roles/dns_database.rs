@@ -92,21 +92,23 @@ impl Handler<Fact> for DnsDatabaseRole {
             &created.node,
             "",
         );
+        let shutdown = orchestrator.shutdown().clone();
         ctx.wait(
-            async move {
-                if let Err(e) = rerun_all(
-                    &orchestrator,
-                    "DnsDatabaseRole",
-                    DNS_DATABASE,
-                    "node-created",
-                    Arc::new(|_| {}),
-                )
-                .await
-                {
-                    tracing::error!(error = %e, "dns database hook failed");
-                }
-            }
-            .into_actor(self),
+            shutdown
+                .track(async move {
+                    if let Err(e) = rerun_all(
+                        &orchestrator,
+                        "DnsDatabaseRole",
+                        DNS_DATABASE,
+                        "node-created",
+                        Arc::new(|_| {}),
+                    )
+                    .await
+                    {
+                        tracing::error!(error = %e, "dns database hook failed");
+                    }
+                })
+                .into_actor(self),
         );
     }
 }

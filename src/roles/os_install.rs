@@ -110,12 +110,14 @@ impl Handler<Fact> for OsInstallRole {
             &changed.node,
             "on_active",
         );
+        let shutdown = orchestrator.shutdown().clone();
         ctx.wait(
-            async move {
+            shutdown
+                .track(async move {
                 if let Err(e) = on_active(&orchestrator, &changed).await {
                     tracing::error!(error = %e, node = %changed.node, "os-install on_active failed");
                 }
-            }
+            })
             .into_actor(self),
         );
     }
@@ -190,15 +192,20 @@ impl InstallWatchdog {
             }
             watchdog.armed.remove(&reboot.node_id);
             let orchestrator = watchdog.orchestrator.clone();
+            let shutdown = orchestrator.shutdown().clone();
+            if shutdown.is_stopping() {
+                return;
+            }
             let sightings = watchdog.sightings.clone();
             let timeout = watchdog.timeout;
             ctx.spawn(
-                async move {
-                    if let Err(e) = expire(&orchestrator, &sightings, &reboot, timeout).await {
-                        tracing::error!(node = %reboot.node, error = %e, "install watchdog failed");
-                    }
-                }
-                .into_actor(watchdog),
+                shutdown
+                    .track(async move {
+                        if let Err(e) = expire(&orchestrator, &sightings, &reboot, timeout).await {
+                            tracing::error!(node = %reboot.node, error = %e, "install watchdog failed");
+                        }
+                    })
+                    .into_actor(watchdog),
             );
         });
     }
@@ -239,9 +246,11 @@ impl Actor for InstallWatchdog {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let orchestrator = self.orchestrator.clone();
+        let shutdown = orchestrator.shutdown().clone();
         let timeout = self.timeout;
         ctx.spawn(
-            async move { owed_returns(&orchestrator, timeout).await }
+            shutdown
+                .track(async move { owed_returns(&orchestrator, timeout).await })
                 .into_actor(self)
                 .map(|owed, _, ctx| match owed {
                     Ok(owed) => ctx.notify(Rearm(owed)),

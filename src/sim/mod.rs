@@ -18,6 +18,7 @@ use tokio::net::UdpSocket;
 use crate::actors::trace::TraceRecorder;
 use crate::db::{nodes, Key};
 use crate::domain::Fact;
+use crate::shutdown::Shutdown;
 
 /// How simulated machines reach kiln.
 #[derive(Debug, Clone)]
@@ -33,11 +34,18 @@ pub struct Simulator {
     config: Arc<SimConfig>,
     trace: Arc<TraceRecorder>,
     http: reqwest::Client,
+    shutdown: Shutdown,
 }
 
 impl Simulator {
-    pub fn new(db: DatabaseConnection, config: SimConfig, trace: Arc<TraceRecorder>) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        config: SimConfig,
+        trace: Arc<TraceRecorder>,
+        shutdown: Shutdown,
+    ) -> Self {
         Self {
+            shutdown,
             db,
             config: Arc::new(config),
             trace,
@@ -64,7 +72,7 @@ impl Handler<Fact> for Simulator {
             http: self.http.clone(),
             node: reboot.node.clone(),
         };
-        actix::spawn(async move {
+        self.shutdown.spawn_local(async move {
             tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
             if let Err(e) = machine.power_cycle().await {
                 tracing::warn!(node = %machine.node, error = %e, "simulated machine gave up");

@@ -31,14 +31,29 @@ macro_rules! on_both_databases {
     };
 }
 
-/// Runs a test body on a fresh actix system, then ends the system the way
-/// the binary does: kiln's runs still in flight when the body returns (or
-/// panics) are dropped inside a Tokio context, so their pooled connections
-/// never abort the test process on the way out.
+thread_local! {
+    /// Every kiln this thread's test started, to stop when its body ends.
+    static RUNNING: std::cell::RefCell<Vec<kiln::app::Stopper>> = Default::default();
+}
+
+/// Remembers a started kiln so [`in_actix_system`] stops it.
+pub fn stop_at_end(stopper: kiln::app::Stopper) {
+    RUNNING.with(|running| running.borrow_mut().push(stopper));
+}
+
+/// Runs a test body on a fresh actix system, then stops every kiln it
+/// started the way the binary stops: runs, hooks and servers still in
+/// flight end before the system goes away, so nothing drops a pooled
+/// connection outside a runtime.
 pub fn in_actix_system<F: std::future::Future<Output = ()>>(body: F) {
     let system = actix_web::rt::System::new();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| system.block_on(body)));
-    kiln::app::drop_inside_a_runtime(system);
+    let started: Vec<_> = RUNNING.with(|running| running.borrow_mut().drain(..).collect());
+    system.block_on(async move {
+        for stopper in started {
+            stopper.stop().await;
+        }
+    });
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -216,6 +231,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     let app = Application::build(settings).await.expect("kiln starts");
     let port = app.port();
     let state = app.state().clone();
+    stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address: format!("http://127.0.0.1:{port}"),

@@ -2,6 +2,7 @@
 //! broadcast address. Malformed packets are dropped and counted; nothing a
 //! packet contains can stop the server.
 
+use crate::shutdown::Shutdown;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,7 +47,7 @@ pub fn open_socket(bind: SocketAddr, interface: &str) -> std::io::Result<std::ne
     Ok(socket.into())
 }
 
-/// Serves on an opened socket until the process stops; unknown machines
+/// Serves on an opened socket until `shutdown` fires; unknown machines
 /// that were given an address are sent on `new_machines`.
 pub fn start(
     socket: std::net::UdpSocket,
@@ -54,6 +55,7 @@ pub fn start(
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
     sightings: Arc<Sightings>,
+    shutdown: &Shutdown,
 ) -> std::io::Result<DhcpHandle> {
     let socket = UdpSocket::from_std(socket)?;
     let local_addr = socket.local_addr()?;
@@ -62,7 +64,7 @@ pub fn start(
         local_addr,
         stats: stats.clone(),
     };
-    tokio::spawn(serve(socket, table, ctx, new_machines, stats, sightings));
+    shutdown.spawn(serve(socket, table, ctx, new_machines, stats, sightings));
     Ok(handle)
 }
 
