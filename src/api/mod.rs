@@ -17,6 +17,7 @@ mod nodes;
 mod openapi;
 mod roles;
 mod runs;
+mod views;
 
 use actix_web::{web, HttpResponse};
 
