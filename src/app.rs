@@ -9,31 +9,17 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
-use crate::api;
+use crate::api::{self, AppState};
 use crate::cluster::{self, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::power::PowerDriver;
-use crate::provisioner::sightings::Sightings;
 use crate::provisioner::watchdog::InstallWatchdog;
 use crate::provisioner::{discovery, export};
 use crate::settings::Settings;
 use actix::Actor;
-
-/// Shared state every request handler sees.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub backend: Backend,
-    pub settings: Arc<Settings>,
-    pub orchestrator: Orchestrator,
-    /// What kiln last saw of each machine (DHCP answers, boot scripts).
-    pub sightings: Arc<Sightings>,
-    /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
-    pub dhcp_table: Option<Arc<DhcpTable>>,
-}
 
 /// Why kiln could not start.
 #[derive(Debug, thiserror::Error)]

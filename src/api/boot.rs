@@ -10,7 +10,7 @@ use actix_web::{get, route, web, HttpRequest, HttpResponse};
 use entity::node;
 
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{bootenvs, nodes, Key};
 use crate::domain::BootenvKind;
 use crate::provisioner::boot::{ipxe_script, variables, BootUrls};

@@ -7,7 +7,7 @@ use super::auth::Admin;
 use super::body;
 use super::views::DeploymentView;
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{deployments, Key};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

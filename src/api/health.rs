@@ -4,7 +4,7 @@ use actix_web::{get, web, HttpResponse};
 
 use super::views::{sorted, HealthView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 
 /// `GET /health`: 200 with the backend name when the database answers.
 #[get("/health")]

@@ -7,7 +7,7 @@ use super::auth::Admin;
 use super::body::{self, Page};
 use super::views::{sorted, NoderoleDetail, NoderoleRefView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::noderoles::{self, NoderoleFilter};
 use crate::db::{deployments, nodes, roles, Key};
 use crate::domain::binding::BindRequest;

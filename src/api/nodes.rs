@@ -7,7 +7,7 @@ use super::auth::{Admin, Caller};
 use super::body::{self, Page};
 use super::views::{sorted, CreatedNode, NodeView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::nodes::{self, NewInterface, NewNode, NodeChange, NodeFilter};
 use crate::db::{deployments, Key};
 

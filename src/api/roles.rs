@@ -5,7 +5,7 @@ use actix_web::{get, web, HttpResponse};
 use super::auth::Admin;
 use super::views::{BootenvView, RoleView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{bootenvs, roles, Key};
 
 #[utoipa::path(
