@@ -14,6 +14,7 @@ use crate::cluster::{self, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
+use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::power::PowerDriver;
 use crate::provisioner::watchdog::InstallWatchdog;
@@ -84,25 +85,22 @@ impl Application {
             );
         }
         let listener = bind_listener(&settings)?;
-        let mut settings = settings;
-        if settings.provisioner.api_url.is_empty() {
-            // Nodes must be told the port really bound (tests bind port 0).
-            let bound = listener.local_addr().map_err(|e| StartError::Listen {
-                addr: settings.http.bind.clone(),
-                reason: e.to_string(),
-            })?;
-            settings.provisioner.api_url = format!("http://{bound}");
-        }
+        let bound = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: settings.http.bind.clone(),
+            reason: e.to_string(),
+        })?;
+        let boot_urls = BootUrls::new(&settings.provisioner, bound);
         let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
         options.builtins.extend(export::builtin_jigs(
             &db,
             &settings.provisioner.export_dir,
-            &api_url(&settings),
+            &boot_urls.api_url,
             settings.dhcp.enabled.then(|| table.clone()),
         ));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
-        let mut app = Self::build_with(settings, db, options, listener, dhcp_table).await?;
+        let mut app =
+            Self::build_with(settings, db, options, listener, dhcp_table, boot_urls).await?;
         if app.state.settings.dhcp.enabled {
             app.dhcp = Some(start_dhcp(&app.state, table).await?);
         }
@@ -168,6 +166,7 @@ impl Application {
         options: OrchestratorOptions,
         listener: TcpListener,
         dhcp_table: Option<Arc<DhcpTable>>,
+        boot_urls: BootUrls,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: settings.http.bind.clone(),
@@ -186,6 +185,7 @@ impl Application {
             db,
             settings: Arc::new(settings),
             orchestrator,
+            boot_urls,
             sightings: Arc::default(),
             dhcp_table,
         };
@@ -243,19 +243,6 @@ pub fn drop_inside_a_runtime(system: actix_web::rt::SystemRunner) {
     }
 }
 
-/// How nodes reach kiln: `provisioner.api_url`, else `http://` + `http.bind`.
-pub fn api_url(settings: &Settings) -> String {
-    if settings.provisioner.api_url.is_empty() {
-        format!("http://{}", settings.http.bind)
-    } else {
-        settings
-            .provisioner
-            .api_url
-            .trim_end_matches('/')
-            .to_string()
-    }
-}
-
 /// Loads the DHCP table and starts kiln's DHCP server on `dhcp.address`:`dhcp.port`.
 async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandle, StartError> {
     let settings = &state.settings;
@@ -279,7 +266,7 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     };
     let ctx = BootContext {
         server_ip,
-        api_url: api_url(settings),
+        api_url: state.boot_urls.api_url.clone(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // Broadcast DISCOVERs reach only a socket bound to the wildcard address:

@@ -7,6 +7,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::db::Backend;
 use crate::orchestrator::Orchestrator;
+use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::DhcpTable;
 use crate::provisioner::sightings::Sightings;
 use crate::settings::Settings;
@@ -18,6 +19,8 @@ pub struct AppState {
     pub backend: Backend,
     pub settings: Arc<Settings>,
     pub orchestrator: Orchestrator,
+    /// Where nodes reach kiln, worked out once at start.
+    pub boot_urls: BootUrls,
     /// What kiln last saw of each machine (DHCP answers, boot scripts).
     pub sightings: Arc<Sightings>,
     /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
