@@ -9,32 +9,19 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpServer};
 use sea_orm::DatabaseConnection;
 
-use crate::api;
+use crate::api::{self, AppState};
 use crate::cluster::{self, ApplyReport, ClusterError};
 use crate::db::{self, Backend, DatabaseError};
 use crate::domain::DomainError;
 use crate::orchestrator::{Orchestrator, OrchestratorOptions};
+use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::discovery;
 use crate::provisioner::power::PowerDriver;
-use crate::provisioner::sightings::Sightings;
 use crate::roles;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
 use actix::Actor;
-
-/// Shared state every request handler sees.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: DatabaseConnection,
-    pub backend: Backend,
-    pub settings: Arc<Settings>,
-    pub orchestrator: Orchestrator,
-    /// What kiln last saw of each machine (DHCP answers, boot scripts).
-    pub sightings: Arc<Sightings>,
-    /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
-    pub dhcp_table: Option<Arc<DhcpTable>>,
-}
 
 /// Why kiln could not start, or `kiln apply` could not apply its file.
 #[derive(Debug, thiserror::Error)]
@@ -125,15 +112,11 @@ impl Application {
             );
         }
         let listener = bind_listener(&settings)?;
-        let mut settings = settings;
-        if settings.provisioner.api_url.is_empty() {
-            // Nodes must be told the port really bound (tests bind port 0).
-            let bound = listener.local_addr().map_err(|e| StartError::Listen {
-                addr: settings.http.bind.clone(),
-                reason: e.to_string(),
-            })?;
-            settings.provisioner.api_url = format!("http://{bound}");
-        }
+        let bound = listener.local_addr().map_err(|e| StartError::Listen {
+            addr: settings.http.bind.clone(),
+            reason: e.to_string(),
+        })?;
+        let boot_urls = BootUrls::new(&settings.provisioner, bound);
         let table = Arc::new(DhcpTable::default());
         let mut options = OrchestratorOptions::from_settings(&settings);
         let shutdown = options.shutdown.clone();
@@ -142,12 +125,13 @@ impl Application {
             .extend(roles::builtin_jigs(roles::RoleSettings {
                 db: &db,
                 export_dir: &settings.provisioner.export_dir,
-                boot_url: &api_url(&settings),
+                boot_url: &boot_urls.api_url,
                 dhcp_table: settings.dhcp.enabled.then(|| table.clone()),
                 reboot_delay_ms: settings.sim.reboot_delay_ms,
             }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
-        let mut app = Self::build_with(settings, db, options, listener, dhcp_table).await?;
+        let mut app =
+            Self::build_with(settings, db, options, listener, dhcp_table, boot_urls).await?;
         app.shutdown = shutdown;
         let install_timeout =
             std::time::Duration::from_millis(app.state.settings.provisioner.install_timeout_ms);
@@ -226,6 +210,7 @@ impl Application {
         options: OrchestratorOptions,
         listener: TcpListener,
         dhcp_table: Option<Arc<DhcpTable>>,
+        boot_urls: BootUrls,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: settings.http.bind.clone(),
@@ -244,6 +229,7 @@ impl Application {
             db,
             settings: Arc::new(settings),
             orchestrator,
+            boot_urls,
             sightings: Arc::default(),
             dhcp_table,
         };
@@ -319,19 +305,6 @@ pub async fn apply(
     Ok(report)
 }
 
-/// How nodes reach kiln: `provisioner.api_url`, else `http://` + `http.bind`.
-pub fn api_url(settings: &Settings) -> String {
-    if settings.provisioner.api_url.is_empty() {
-        format!("http://{}", settings.http.bind)
-    } else {
-        settings
-            .provisioner
-            .api_url
-            .trim_end_matches('/')
-            .to_string()
-    }
-}
-
 /// Loads the DHCP table and starts kiln's DHCP server on `dhcp.address`:`dhcp.port`.
 async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandle, StartError> {
     let settings = &state.settings;
@@ -355,7 +328,7 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     };
     let ctx = BootContext {
         server_ip,
-        api_url: api_url(settings),
+        api_url: state.boot_urls.api_url.clone(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     // Broadcast DISCOVERs reach only a socket bound to the wildcard address:

@@ -1,9 +1,8 @@
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::states::DeploymentState;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "deployment")]
 pub struct Model {
     #[sea_orm(primary_key)]

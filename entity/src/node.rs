@@ -1,7 +1,6 @@
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "node")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -14,7 +13,6 @@ pub struct Model {
     pub bootenv: String,
     pub target_os: Option<String>,
     pub deployment_id: i64,
-    #[serde(skip_serializing)]
     pub token_hash: Option<String>,
     pub description: String,
     pub created_at: DateTimeUtc,

@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 use actix_web::{web, FromRequest, HttpRequest};
 
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 
 /// The bearer token of a request, if any.
 pub fn bearer(req: &HttpRequest) -> Option<String> {

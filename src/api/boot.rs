@@ -10,27 +10,12 @@ use actix_web::{get, route, web, HttpRequest, HttpResponse};
 use entity::node;
 
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{bootenvs, nodes, Key};
 use crate::domain::BootenvKind;
-use crate::provisioner::boot::{ipxe_script, variables, BootUrls};
+use crate::provisioner::boot::{ipxe_script, variables};
 use crate::provisioner::discovery;
 use crate::provisioner::template::render;
-
-fn urls(state: &AppState) -> BootUrls {
-    let api_url = crate::app::api_url(&state.settings);
-    let files_url = if state.settings.provisioner.files_url.is_empty() {
-        format!("{api_url}/boot/files")
-    } else {
-        state
-            .settings
-            .provisioner
-            .files_url
-            .trim_end_matches('/')
-            .to_string()
-    };
-    BootUrls { api_url, files_url }
-}
 
 fn plain(body: String) -> HttpResponse {
     HttpResponse::Ok()
@@ -62,11 +47,11 @@ async fn script(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let mac = parse_mac(&path)?;
-    let urls = urls(&state);
+    let urls = &state.boot_urls;
     let Some(node) = find_or_await(&state, &mac).await? else {
         state.sightings.boot_script(&mac, "sledgehammer");
         let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
-        let vars = variables(&urls, None, None, &mac, None);
+        let vars = variables(urls, None, None, &mac, None);
         return Ok(plain(ipxe_script(&discovery, &vars).map_err(render_error)?));
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
@@ -82,7 +67,7 @@ async fn script(
         .iter()
         .find(|i| i.mac == mac)
         .and_then(|i| i.ip.clone());
-    let vars = variables(&urls, Some(&node), token.as_deref(), &mac, ip.as_deref());
+    let vars = variables(urls, Some(&node), token.as_deref(), &mac, ip.as_deref());
     Ok(plain(ipxe_script(&bootenv, &vars).map_err(render_error)?))
 }
 
@@ -106,7 +91,7 @@ async fn answer(
         .ok_or_else(|| ApiError::NotFound(format!("no node has MAC {mac}")))?;
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
     let token = nodes::rotate_token(&state.db, node.id).await?;
-    let vars = variables(&urls(&state), Some(&node), Some(&token), &mac, None);
+    let vars = variables(&state.boot_urls, Some(&node), Some(&token), &mac, None);
     Ok(plain(
         render(&bootenv.template, &vars).map_err(render_error)?,
     ))

@@ -5,8 +5,9 @@ use serde::Deserialize;
 
 use super::auth::Admin;
 use super::body;
+use super::views::DeploymentView;
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{deployments, Key};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -22,11 +23,16 @@ struct CreateDeployment {
     get,
     path = "/api/v2/deployments",
     tag = "deployments",
-    responses((status = 200, description = "Every deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Every deployment", body = [DeploymentView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/deployments")]
 async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(deployments::list_observed(&state.db).await?))
+    let all: Vec<DeploymentView> = deployments::list_observed(&state.db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(all))
 }
 
 #[utoipa::path(
@@ -34,7 +40,7 @@ async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     path = "/api/v2/deployments",
     tag = "deployments",
     request_body = CreateDeployment,
-    responses((status = 201, description = "The new, proposed deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 201, description = "The new, proposed deployment", body = DeploymentView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[post("/deployments")]
 async fn create(
@@ -50,7 +56,7 @@ async fn create(
         &req.description,
     )
     .await?;
-    Ok(HttpResponse::Created().json(row))
+    Ok(HttpResponse::Created().json(DeploymentView::from(row)))
 }
 
 #[utoipa::path(
@@ -58,7 +64,7 @@ async fn create(
     path = "/api/v2/deployments/{key}",
     tag = "deployments",
     params(("key" = String, Path, description = "id or name")),
-    responses((status = 200, description = "The deployment"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The deployment", body = DeploymentView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/deployments/{key}")]
 async fn show(
@@ -66,7 +72,8 @@ async fn show(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &Key::parse(&path)).await?))
+    let row = deployments::get_observed(&state.db, &Key::parse(&path)).await?;
+    Ok(HttpResponse::Ok().json(DeploymentView::from(row)))
 }
 
 #[utoipa::path(
@@ -74,7 +81,7 @@ async fn show(
     path = "/api/v2/deployments/{key}/commit",
     tag = "deployments",
     params(("key" = String, Path, description = "id or name")),
-    responses((status = 200, description = "Committed: its proposed noderoles go to todo"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Committed: its proposed noderoles go to todo", body = DeploymentView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/deployments/{key}/commit")]
 async fn commit(
@@ -84,7 +91,8 @@ async fn commit(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     state.orchestrator.commit_deployment(&key).await?;
-    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &key).await?))
+    let row = deployments::get_observed(&state.db, &key).await?;
+    Ok(HttpResponse::Ok().json(DeploymentView::from(row)))
 }
 
 #[utoipa::path(
@@ -92,7 +100,7 @@ async fn commit(
     path = "/api/v2/deployments/{key}/propose",
     tag = "deployments",
     params(("key" = String, Path, description = "id or name")),
-    responses((status = 200, description = "Re-proposed: nothing more runs until committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Re-proposed: nothing more runs until committed", body = DeploymentView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/deployments/{key}/propose")]
 async fn propose(
@@ -102,7 +110,8 @@ async fn propose(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     state.orchestrator.propose_deployment(&key).await?;
-    Ok(HttpResponse::Ok().json(deployments::get_observed(&state.db, &key).await?))
+    let row = deployments::get_observed(&state.db, &key).await?;
+    Ok(HttpResponse::Ok().json(DeploymentView::from(row)))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

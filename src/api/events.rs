@@ -8,7 +8,7 @@ use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::auth::Admin;
-use crate::app::AppState;
+use super::AppState;
 
 #[utoipa::path(
     get,

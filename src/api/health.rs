@@ -1,10 +1,10 @@
 //! Liveness: answers whether kiln and its database respond.
 
 use actix_web::{get, web, HttpResponse};
-use serde_json::json;
 
+use super::views::{sorted, HealthView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 
 /// `GET /health`: 200 with the backend name when the database answers.
 #[get("/health")]
@@ -14,9 +14,5 @@ pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .ping()
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    Ok(HttpResponse::Ok().json(json!({
-        "status": "ok",
-        "database": state.backend,
-        "version": env!("CARGO_PKG_VERSION"),
-    })))
+    Ok(HttpResponse::Ok().json(sorted(&HealthView::ok(state.backend))))
 }

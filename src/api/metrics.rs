@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use actix_web::{get, web, HttpResponse};
 
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::noderoles;
 
 #[get("/metrics")]

@@ -17,10 +17,13 @@ mod nodes;
 mod openapi;
 mod roles;
 mod runs;
+mod state;
+mod views;
 
 use actix_web::{web, HttpResponse};
 
 pub use error::ApiError;
+pub use state::AppState;
 
 /// Mounts every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {

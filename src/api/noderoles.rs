@@ -2,12 +2,12 @@
 
 use actix_web::{get, post, put, web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Admin;
 use super::body::{self, Page};
+use super::views::{sorted, NoderoleDetail, NoderoleRefView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::noderoles::{self, NoderoleFilter};
 use crate::db::{deployments, nodes, roles, Key};
 use crate::domain::binding::BindRequest;
@@ -50,7 +50,7 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
     path = "/api/v2/noderoles",
     tag = "noderoles",
     params(ListQuery),
-    responses((status = 200, description = "A page of noderoles with node, role and deployment names"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "A page of noderoles with node, role and deployment names", body = [NoderoleRefView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/noderoles")]
 async fn list(
@@ -86,20 +86,20 @@ async fn list(
             })?,
         );
     }
-    Ok(HttpResponse::Ok().json(noderoles::list_refs(&state.db, &filter).await?))
+    let page: Vec<NoderoleRefView> = noderoles::list_refs(&state.db, &filter)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(page))
 }
 
+/// The noderole as [`NoderoleDetail`], keys sorted.
 async fn detail(state: &AppState, id: i64) -> Result<serde_json::Value, ApiError> {
     let row = noderoles::get(&state.db, id).await?;
-    let names = noderoles::refs(&state.db, &[id]).await?;
-    let mut out = serde_json::to_value(&row).expect("noderole serialises");
-    if let Some(r) = names.first() {
-        out["node"] = json!(r.node);
-        out["role"] = json!(r.role);
-        out["deployment"] = json!(r.deployment);
-    }
-    out["parents"] = json!(noderoles::parents(&state.db, id).await?);
-    Ok(out)
+    let names = noderoles::refs(&state.db, &[id]).await?.into_iter().next();
+    let parents = noderoles::parents(&state.db, id).await?;
+    Ok(sorted(&NoderoleDetail::new(row, names, parents)))
 }
 
 #[utoipa::path(
@@ -107,7 +107,7 @@ async fn detail(state: &AppState, id: i64) -> Result<serde_json::Value, ApiError
     path = "/api/v2/noderoles",
     tag = "noderoles",
     request_body = Bind,
-    responses((status = 201, description = "The proposed noderole (requirements bound too)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 201, description = "The proposed noderole (requirements bound too)", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[post("/noderoles")]
 async fn bind(
@@ -133,7 +133,7 @@ async fn bind(
     path = "/api/v2/noderoles/{id}",
     tag = "noderoles",
     params(("id" = i64, Path, description = "numeric id")),
-    responses((status = 200, description = "The noderole with its data, wall and runlog"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The noderole with its data, wall and runlog", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/noderoles/{id}")]
 async fn show(
@@ -151,7 +151,7 @@ async fn show(
     tag = "noderoles",
     params(("id" = i64, Path, description = "numeric id")),
     request_body = Edit,
-    responses((status = 200, description = "New proposed data; proposed until committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "New proposed data; proposed until committed", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/noderoles/{id}")]
 async fn edit(
@@ -174,7 +174,7 @@ async fn edit(
     path = "/api/v2/noderoles/{id}/commit",
     tag = "noderoles",
     params(("id" = i64, Path, description = "numeric id")),
-    responses((status = 200, description = "Committed"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Committed", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/noderoles/{id}/commit")]
 async fn commit(
@@ -192,7 +192,7 @@ async fn commit(
     path = "/api/v2/noderoles/{id}/propose",
     tag = "noderoles",
     params(("id" = i64, Path, description = "numeric id")),
-    responses((status = 200, description = "Proposed again"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Proposed again", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/noderoles/{id}/propose")]
 async fn propose(
@@ -210,7 +210,7 @@ async fn propose(
     path = "/api/v2/noderoles/{id}/retry",
     tag = "noderoles",
     params(("id" = i64, Path, description = "numeric id")),
-    responses((status = 200, description = "Back to todo (409 unless in error)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Back to todo (409 unless in error)", body = NoderoleDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/noderoles/{id}/retry")]
 async fn retry(

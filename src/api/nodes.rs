@@ -2,12 +2,12 @@
 
 use actix_web::{delete, get, post, put, web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{Admin, Caller};
 use super::body::{self, Page};
+use super::views::{sorted, CreatedNode, NodeView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::nodes::{self, NewInterface, NewNode, NodeChange, NodeFilter};
 use crate::db::{deployments, Key};
 
@@ -87,7 +87,7 @@ mod double_option {
     path = "/api/v2/nodes",
     tag = "nodes",
     params(ListQuery),
-    responses((status = 200, description = "A page of nodes with their interfaces"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "A page of nodes with their interfaces", body = [NodeView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/nodes")]
 async fn list(
@@ -114,7 +114,12 @@ async fn list(
         limit: page.limit,
         offset: page.offset,
     };
-    Ok(HttpResponse::Ok().json(nodes::list(&state.db, &filter).await?))
+    let page: Vec<NodeView> = nodes::list(&state.db, &filter)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(page))
 }
 
 #[utoipa::path(
@@ -122,7 +127,7 @@ async fn list(
     path = "/api/v2/nodes",
     tag = "nodes",
     request_body = CreateNode,
-    responses((status = 201, description = "The node and its one-time token"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 201, description = "The node and its one-time token", body = CreatedNode), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[post("/nodes")]
 async fn create(
@@ -151,9 +156,11 @@ async fn create(
             .collect(),
     };
     let (view, token) = state.orchestrator.create_node(new).await?;
-    let mut body = serde_json::to_value(&view).expect("node serialises");
-    body["token"] = json!(token);
-    Ok(HttpResponse::Created().json(body))
+    let created = CreatedNode {
+        node: view.into(),
+        token,
+    };
+    Ok(HttpResponse::Created().json(sorted(&created)))
 }
 
 #[utoipa::path(
@@ -161,7 +168,7 @@ async fn create(
     path = "/api/v2/nodes/{key}",
     tag = "nodes",
     params(("key" = String, Path, description = "id or name")),
-    responses((status = 200, description = "The node"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The node", body = NodeView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/nodes/{key}")]
 async fn show(
@@ -170,7 +177,7 @@ async fn show(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let view = nodes::get_view(&state.db, &Key::parse(&path)).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(NodeView::from(view)))
 }
 
 /// The admin may change any field; a node's own token only its `alive`
@@ -181,7 +188,7 @@ async fn show(
     tag = "nodes",
     params(("key" = String, Path, description = "id or name")),
     request_body = UpdateNode,
-    responses((status = 200, description = "The changed node (admin, or the node's own token for alive/bootenv)"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The changed node (admin, or the node's own token for alive/bootenv)", body = NodeView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/nodes/{key}")]
 async fn update(
@@ -213,7 +220,7 @@ async fn update(
     };
     state.orchestrator.update_node(&key, change).await?;
     let view = nodes::get_view(&state.db, &key).await?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(NodeView::from(view)))
 }
 
 #[utoipa::path(

@@ -3,19 +3,25 @@
 use actix_web::{get, web, HttpResponse};
 
 use super::auth::Admin;
+use super::views::{BootenvView, RoleView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
 use crate::db::{bootenvs, roles, Key};
 
 #[utoipa::path(
     get,
     path = "/api/v2/roles",
     tag = "roles",
-    responses((status = 200, description = "Every role with its requirements"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Every role with its requirements", body = [RoleView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/roles")]
 async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(roles::list(&state.db).await?))
+    let all: Vec<RoleView> = roles::list(&state.db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(all))
 }
 
 #[utoipa::path(
@@ -23,7 +29,7 @@ async fn list(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiE
     path = "/api/v2/roles/{key}",
     tag = "roles",
     params(("key" = String, Path, description = "id or name")),
-    responses((status = 200, description = "The role"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The role", body = RoleView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/roles/{key}")]
 async fn show(
@@ -33,18 +39,23 @@ async fn show(
 ) -> Result<HttpResponse, ApiError> {
     let role = roles::get(&state.db, &Key::parse(&path)).await?;
     let requires = roles::requirements(&state.db, role.id).await?;
-    Ok(HttpResponse::Ok().json(roles::RoleView { role, requires }))
+    Ok(HttpResponse::Ok().json(RoleView::from(roles::RoleView { role, requires })))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v2/bootenvs",
     tag = "roles",
-    responses((status = 200, description = "Every bootenv"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Every bootenv", body = [BootenvView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/bootenvs")]
 async fn list_bootenvs(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(bootenvs::list(&state.db).await?))
+    let all: Vec<BootenvView> = bootenvs::list(&state.db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(all))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

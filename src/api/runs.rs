@@ -5,17 +5,17 @@ use std::collections::HashMap;
 
 use actix_web::{get, web, HttpResponse};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::Admin;
 use super::body::{filter_id, Page};
+use super::views::{sorted, AnnealView, RunDetail, RunView};
 use super::ApiError;
-use crate::app::AppState;
+use super::AppState;
+use crate::actors::scheduler::SchedulerStatus;
 use crate::db::runs::{self, RunFilter};
 use crate::db::{noderoles, nodes, Key};
 use crate::domain::anneal::work_remains;
-use crate::domain::{NoderoleState, RunState};
-use sea_orm::Iterable;
+use crate::domain::RunState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -42,7 +42,7 @@ fn run_state(raw: &str) -> Result<RunState, ApiError> {
     path = "/api/v2/runs",
     tag = "runs",
     params(ListQuery),
-    responses((status = 200, description = "Runs newest first, queued ones with their position"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Runs newest first, queued ones with their position", body = [RunView]), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/runs")]
 async fn list(
@@ -78,19 +78,15 @@ async fn list(
         .into_iter()
         .map(|r| (r.id, (r.node, r.role)))
         .collect();
-    let body: Vec<serde_json::Value> = rows
+    let body: Vec<RunView> = rows
         .into_iter()
         .map(|r| {
-            let mut v = serde_json::to_value(&r).expect("run serialises");
-            v["position"] = json!(positions.get(&r.id));
-            if let Some((node, role)) = names.get(&r.noderole_id) {
-                v["node"] = json!(node);
-                v["role"] = json!(role);
-            }
-            v
+            let position = positions.get(&r.id).copied();
+            let names = names.get(&r.noderole_id).cloned();
+            RunView::new(r, position, names)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(body))
+    Ok(HttpResponse::Ok().json(sorted(&body)))
 }
 
 #[utoipa::path(
@@ -98,7 +94,7 @@ async fn list(
     path = "/api/v2/runs/{id}",
     tag = "runs",
     params(("id" = i64, Path, description = "numeric id")),
-    responses((status = 200, description = "The run and its noderole's runlog"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The run and its noderole's runlog", body = RunDetail), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/runs/{id}")]
 async fn show(
@@ -111,16 +107,14 @@ async fn show(
         .map_err(|_| ApiError::NotFound(format!("run `{path}` not found")))?;
     let run = runs::get(&state.db, id).await?;
     let nr = noderoles::get(&state.db, run.noderole_id).await?;
-    let mut v = serde_json::to_value(&run).expect("run serialises");
-    v["runlog"] = json!(nr.runlog);
-    Ok(HttpResponse::Ok().json(v))
+    Ok(HttpResponse::Ok().json(sorted(&RunDetail::new(run, nr.runlog))))
 }
 
 #[utoipa::path(
     get,
     path = "/api/v2/scheduler",
     tag = "runs",
-    responses((status = 200, description = "Slots in use, capacity and waiting runs"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Slots in use, capacity and waiting runs", body = SchedulerStatus), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/scheduler")]
 async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -133,25 +127,15 @@ async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
     get,
     path = "/api/v2/anneal",
     tag = "runs",
-    responses((status = 200, description = "Settled (202 while anything is todo or transition), with counts by state"), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Settled (202 while anything is todo or transition), with counts by state", body = AnnealView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/anneal")]
 async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let counts = noderoles::count_by_state(&state.db).await?;
-    let mut by_state: serde_json::Map<String, serde_json::Value> = NoderoleState::iter()
-        .map(|s| (s.as_str().to_string(), json!(0)))
-        .collect();
-    for (s, n) in &counts {
-        by_state.insert(s.as_str().to_string(), json!(n));
-    }
     let busy = work_remains(&counts);
     let annealer = state.orchestrator.annealer_status().await?;
-    let body = json!({
-        "settled": !busy,
-        "counts": by_state,
-        "annealer": annealer,
-        "runs": state.orchestrator.counters(),
-    });
+    let view = AnnealView::new(&counts, !busy, annealer, state.orchestrator.counters());
+    let body = sorted(&view);
     Ok(if busy {
         HttpResponse::Accepted().json(body)
     } else {

@@ -47,8 +47,7 @@ impl std::fmt::Display for Key {
 }
 
 /// Which database engine a connection talks to (shown by `/health`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,

@@ -8,14 +8,13 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
     IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement, Value,
 };
-use serde::Serialize;
 
 use super::{now, RepoError, RepoResult};
 use entity::states::{BootenvKind, DeploymentState, NoderoleState, RunState};
 
 /// A noderole with the names of its node, role and deployment: what facts,
 /// traces and the API show, fetched in one join.
-#[derive(Debug, Clone, PartialEq, Serialize, FromQueryResult)]
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
 pub struct NoderoleRef {
     pub id: i64,
     pub node_id: i64,

@@ -9,7 +9,6 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionSession, TransactionTrait,
 };
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{deployments, now, Key, RepoError, RepoResult};
@@ -36,10 +35,9 @@ pub struct NewInterface {
     pub hostname: Option<String>,
 }
 
-/// A node with its interfaces, as lists and the API show it.
-#[derive(Debug, Clone, Serialize)]
+/// A node with its interfaces (the API shows it as `api::views::NodeView`).
+#[derive(Debug, Clone)]
 pub struct NodeView {
-    #[serde(flatten)]
     pub node: node::Model,
     pub interfaces: Vec<interface::Model>,
 }

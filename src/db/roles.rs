@@ -6,7 +6,6 @@ use entity::{role, role_requirement};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
 };
-use serde::Serialize;
 
 use super::{Key, RepoError, RepoResult};
 pub use entity::states::JigKind;
@@ -48,10 +47,9 @@ impl RoleSpec {
     }
 }
 
-/// A role with its requirement names, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A role with its requirement names.
+#[derive(Debug, Clone)]
 pub struct RoleView {
-    #[serde(flatten)]
     pub role: role::Model,
     pub requires: Vec<String>,
 }

@@ -3,11 +3,13 @@
 //! discovery script.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 
 use entity::{bootenv, node};
 
 use super::template::{render, TemplateError};
 use crate::domain::BootenvKind;
+use crate::settings::ProvisionerSettings;
 
 /// Where nodes reach kiln.
 #[derive(Debug, Clone)]
@@ -16,6 +18,25 @@ pub struct BootUrls {
     pub api_url: String,
     /// Base under which `provisioner.files_dir` is served.
     pub files_url: String,
+}
+
+impl BootUrls {
+    /// `provisioner.api_url`, else `http://` and the address HTTP is bound
+    /// to (the port really bound: tests bind port 0); `provisioner.files_url`,
+    /// else the API's `/boot/files`. Neither ends in `/`.
+    pub fn new(settings: &ProvisionerSettings, bound: SocketAddr) -> Self {
+        let api_url = if settings.api_url.is_empty() {
+            format!("http://{bound}")
+        } else {
+            settings.api_url.trim_end_matches('/').to_string()
+        };
+        let files_url = if settings.files_url.is_empty() {
+            format!("{api_url}/boot/files")
+        } else {
+            settings.files_url.trim_end_matches('/').to_string()
+        };
+        Self { api_url, files_url }
+    }
 }
 
 /// The variables every template may use.
@@ -65,4 +86,40 @@ pub fn ipxe_script(
         "#!ipxe\necho kiln: {} boots {}\nkernel {files}/{} initrd={initrd_name} {append}\ninitrd {files}/{}\nboot\n",
         vars["node_name"], bootenv.name, bootenv.kernel, bootenv.initrd
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provisioner(api_url: &str, files_url: &str) -> ProvisionerSettings {
+        ProvisionerSettings {
+            export_dir: "export".into(),
+            files_dir: "files".into(),
+            api_url: api_url.into(),
+            files_url: files_url.into(),
+            install_timeout_ms: 0,
+        }
+    }
+
+    #[test]
+    fn urls_default_to_the_bound_address() {
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        let urls = BootUrls::new(&provisioner("", ""), bound);
+        assert_eq!(urls.api_url, "http://127.0.0.1:41234");
+        assert_eq!(urls.files_url, "http://127.0.0.1:41234/boot/files");
+    }
+
+    #[test]
+    fn configured_urls_lose_their_trailing_slash() {
+        let bound: SocketAddr = "0.0.0.0:3000".parse().unwrap();
+        let urls = BootUrls::new(&provisioner("http://10.99.0.1:3000/", ""), bound);
+        assert_eq!(urls.api_url, "http://10.99.0.1:3000");
+        assert_eq!(urls.files_url, "http://10.99.0.1:3000/boot/files");
+        let urls = BootUrls::new(
+            &provisioner("http://10.99.0.1:3000", "http://mirror.lab/kiln/"),
+            bound,
+        );
+        assert_eq!(urls.files_url, "http://mirror.lab/kiln");
+    }
 }

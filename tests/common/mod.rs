@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kiln::app::{AppState, Application};
+use kiln::api::AppState;
+use kiln::app::Application;
 use kiln::db::Backend;
 use kiln::settings::Settings;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};

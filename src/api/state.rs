@@ -1,0 +1,28 @@
+//! What every handler sees: built once by `app::Application::build` and
+//! shared through `web::Data`. Handlers hold no state of their own.
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+
+use crate::db::Backend;
+use crate::orchestrator::Orchestrator;
+use crate::provisioner::boot::BootUrls;
+use crate::provisioner::dhcp::DhcpTable;
+use crate::provisioner::sightings::Sightings;
+use crate::settings::Settings;
+
+/// Shared state every request handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub backend: Backend,
+    pub settings: Arc<Settings>,
+    pub orchestrator: Orchestrator,
+    /// Where nodes reach kiln, worked out once at start.
+    pub boot_urls: BootUrls,
+    /// What kiln last saw of each machine (DHCP answers, boot scripts).
+    pub sightings: Arc<Sightings>,
+    /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
+    pub dhcp_table: Option<Arc<DhcpTable>>,
+}
