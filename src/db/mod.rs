@@ -12,6 +12,7 @@ pub mod noderoles;
 pub mod nodes;
 pub mod roles;
 pub mod runs;
+mod sql;
 
 use std::time::Duration;
 
