@@ -16,5 +16,5 @@ pub use queries::{
 };
 pub use rows::{
     commit_proposed_data, find, find_in, get, insert, list_refs, of_deployment_in, of_node,
-    of_role, record_run_result, refs, set_data, set_state, NoderoleFilter, NoderoleRef,
+    of_role, on_node, record_run_result, refs, set_data, set_state, NoderoleFilter, NoderoleRef,
 };

@@ -151,6 +151,21 @@ pub async fn find_in<C: ConnectionTrait>(
     Ok(query.order_by_asc(noderole::Column::Id).all(db).await?)
 }
 
+/// The first noderole (lowest id) of `role_id` on `node_id`, in any
+/// deployment.
+pub async fn on_node<C: ConnectionTrait>(
+    db: &C,
+    role_id: i64,
+    node_id: i64,
+) -> RepoResult<Option<noderole::Model>> {
+    Ok(noderole::Entity::find()
+        .filter(noderole::Column::RoleId.eq(role_id))
+        .filter(noderole::Column::NodeId.eq(node_id))
+        .order_by_asc(noderole::Column::Id)
+        .one(db)
+        .await?)
+}
+
 /// Every noderole of a role (e.g. all DHCP database bindings).
 pub async fn of_role<C: ConnectionTrait>(db: &C, role_id: i64) -> RepoResult<Vec<noderole::Model>> {
     Ok(noderole::Entity::find()
