@@ -7,6 +7,8 @@
 pub mod bootenvs;
 pub mod deployments;
 mod error;
+pub mod hosts;
+pub mod leases;
 pub mod networks;
 pub mod noderoles;
 pub mod nodes;

@@ -5,54 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use entity::{bootenv, interface, network, node};
 use futures::future::BoxFuture;
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
+use sea_orm::DatabaseConnection;
 
-use crate::domain::BootenvKind;
+pub use crate::db::hosts::HostEntry;
+use crate::db::{hosts, networks};
 use crate::jigs::{Jig, JigContext, JigResult};
-
-/// One host line's worth of facts.
-#[derive(Debug, Clone)]
-pub struct HostEntry {
-    pub name: String,
-    pub mac: String,
-    pub ip: String,
-    pub local_boot: bool,
-}
-
-/// Nodes with an address, and whether their bootenv boots from disk.
-pub async fn hosts(db: &DatabaseConnection) -> Result<Vec<HostEntry>, sea_orm::DbErr> {
-    let nodes = node::Entity::find()
-        .order_by_asc(node::Column::Id)
-        .all(db)
-        .await?;
-    let ifaces = interface::Entity::find()
-        .order_by_asc(interface::Column::Id)
-        .all(db)
-        .await?;
-    let local: Vec<String> = bootenv::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|b| b.kind == BootenvKind::Local)
-        .map(|b| b.name)
-        .collect();
-    let by_id: std::collections::HashMap<i64, &node::Model> =
-        nodes.iter().map(|n| (n.id, n)).collect();
-    Ok(ifaces
-        .into_iter()
-        .filter_map(|i| {
-            let n = by_id.get(&i.node_id)?;
-            Some(HostEntry {
-                name: n.name.clone(),
-                mac: i.mac,
-                ip: i.ip?,
-                local_boot: local.contains(&n.bootenv),
-            })
-        })
-        .collect())
-}
 
 /// `host` declarations for ISC dhcpd: iPXE clients get kiln's script, others
 /// the iPXE binary, except nodes that boot from disk.
@@ -232,10 +190,11 @@ impl Jig for DhcpDatabaseJig {
         let table = self.table.clone();
         Box::pin(async move {
             let result = async {
+                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
                 if let Some(table) = &table {
-                    table.load(&db).await.map_err(|e| e.to_string())?;
+                    let networks = networks::list(&db).await.map_err(|e| e.detail())?;
+                    table.replace(hosts.clone(), networks);
                 }
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
                 let mut written = Vec::new();
                 for (file, content) in [
                     ("dhcpd-hosts.conf", isc_hosts(&hosts, &boot_url)),
@@ -261,11 +220,8 @@ impl Jig for DnsDatabaseJig {
         let dir = self.export_dir.clone();
         Box::pin(async move {
             let result = async {
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
-                let nets = network::Entity::find()
-                    .all(&db)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
+                let nets = networks::list(&db).await.map_err(|e| e.detail())?;
                 let mut written = Vec::new();
                 for net in nets.iter().filter(|n| !n.domain.is_empty()) {
                     let ns = net.router.clone().unwrap_or_else(|| "127.0.0.1".into());
