@@ -6,18 +6,13 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::{node, run};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{scratch::Scratch, BenchError, Report, Row};
 use crate::app::Application;
 use crate::cluster;
-use crate::db::{deployments, noderoles, Backend, Key};
+use crate::db::{self, deployments, noderoles, Backend, Key};
 use crate::domain::binding::{bind, BindRequest};
-use crate::domain::RunState;
 use crate::settings::Settings;
 
 /// What to measure.
@@ -120,14 +115,7 @@ async fn measure(
         timeout,
         "every machine alive on local",
         |db| async move {
-            let waiting = node::Entity::find()
-                .filter(
-                    node::Column::Alive
-                        .eq(false)
-                        .or(node::Column::Bootenv.ne("local")),
-                )
-                .count(&db)
-                .await?;
+            let waiting = db::bench::nodes_not_alive_on_disk(&db).await?;
             Ok(waiting == 0 && settled(db).await?)
         },
     )
@@ -255,13 +243,8 @@ async fn wait_for_quiet_runs(
     let deadline = Instant::now() + timeout;
     let mut quiet_since: Option<(u64, Instant)> = None;
     loop {
-        let unfinished = run::Entity::find()
-            .filter(
-                run::Column::State.is_in([RunState::Queued.as_str(), RunState::Running.as_str()]),
-            )
-            .count(db)
-            .await?;
-        let total = run::Entity::find().count(db).await?;
+        let unfinished = db::bench::unfinished_runs(db).await?;
+        let total = db::bench::runs_total(db).await?;
         quiet_since = match quiet_since {
             _ if unfinished > 0 => None,
             Some((seen, since)) if seen == total => {
@@ -305,10 +288,7 @@ async fn run_totals(
     db: &DatabaseConnection,
     since: DateTime<Utc>,
 ) -> Result<RunTotals, BenchError> {
-    let runs = run::Entity::find()
-        .filter(run::Column::QueuedAt.gte(since))
-        .all(db)
-        .await?;
+    let runs = db::bench::runs_queued_since(db, since).await?;
     let mut totals = RunTotals {
         count: 0,
         busy: Duration::ZERO,

@@ -4,6 +4,7 @@
 //! Architecture invariant: SQL lives here and in `migration/`; actors, jigs
 //! and the API call these functions and get [`RepoError`]s, never `DbErr`s.
 
+pub mod bench;
 pub mod bootenvs;
 pub mod deployments;
 mod error;
