@@ -2,7 +2,7 @@
 //! counts kept from them, the locks that order a parent's change before its
 //! children's, and walks over parents and descendants.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use entity::{noderole, noderole_edge};
 use sea_orm::{
@@ -274,4 +274,76 @@ pub async fn with_failed_parent<C: ConnectionTrait>(
         }
     }
     Ok(out)
+}
+
+/// A descendant of a noderole as [`descendants`] read it: its state and
+/// every parent's, from one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Descendant {
+    pub id: i64,
+    pub state: NoderoleState,
+    /// Every parent (ids ascending) with its state.
+    pub parents: Vec<(i64, NoderoleState)>,
+}
+
+/// Every descendant of `id`, each once, in breadth-first order (nearest
+/// first, by id within a distance), with its state and its parents' states:
+/// one recursive query.
+pub async fn descendants<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Vec<Descendant>> {
+    #[derive(FromQueryResult)]
+    struct Row {
+        id: i64,
+        state: NoderoleState,
+        parent_id: i64,
+        parent_state: NoderoleState,
+    }
+    let backend = db.get_database_backend();
+    // UNION (not UNION ALL) keeps each descendant once, however many paths
+    // lead to it.
+    let sql = format!(
+        "WITH RECURSIVE descendant(id) AS ( \
+           SELECT e.child_id FROM noderole_edge e WHERE e.parent_id = {} \
+           UNION \
+           SELECT e.child_id FROM noderole_edge e JOIN descendant d ON e.parent_id = d.id) \
+         SELECT c.id, c.state, p.id AS parent_id, p.state AS parent_state \
+         FROM descendant d JOIN noderole c ON c.id = d.id \
+         JOIN noderole_edge e ON e.child_id = c.id JOIN noderole p ON p.id = e.parent_id \
+         ORDER BY c.id, p.id",
+        placeholders(backend, 1, 1)
+    );
+    let rows = Row::find_by_statement(Statement::from_sql_and_values(backend, sql, [id.into()]))
+        .all(db)
+        .await?;
+    let mut found: HashMap<i64, Descendant> = HashMap::new();
+    let mut children: HashMap<i64, Vec<i64>> = HashMap::new();
+    for row in rows {
+        found
+            .entry(row.id)
+            .or_insert_with(|| Descendant {
+                id: row.id,
+                state: row.state,
+                parents: Vec::new(),
+            })
+            .parents
+            .push((row.parent_id, row.parent_state));
+        children.entry(row.parent_id).or_default().push(row.id);
+    }
+    // Breadth first from `id`, as a walk one level per query would go.
+    let mut seen = HashSet::new();
+    let mut order = Vec::with_capacity(found.len());
+    let mut frontier = vec![id];
+    while !frontier.is_empty() {
+        let mut next: Vec<i64> = frontier
+            .iter()
+            .filter_map(|p| children.get(p))
+            .flatten()
+            .copied()
+            .collect();
+        next.sort_unstable();
+        next.dedup();
+        next.retain(|c| seen.insert(*c));
+        order.extend(next.iter().filter_map(|c| found.remove(c)));
+        frontier = next;
+    }
+    Ok(order)
 }

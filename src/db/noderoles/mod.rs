@@ -7,8 +7,8 @@ mod queries;
 mod rows;
 
 pub use graph::{
-    add_edge, adjust_unmet_parents, children, finish_transition, lock_parents, parents, reaches,
-    recount_unmet_parents, with_failed_parent, FinishedTransition,
+    add_edge, adjust_unmet_parents, children, descendants, finish_transition, lock_parents,
+    parents, reaches, recount_unmet_parents, with_failed_parent, Descendant, FinishedTransition,
 };
 pub use queries::{
     any_in_state, any_of_deployment, awaiting_return, count_by_state, ready, run_context,
