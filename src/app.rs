@@ -308,10 +308,13 @@ pub async fn apply(
 /// Loads the DHCP table and starts kiln's DHCP server on `dhcp.address`:`dhcp.port`.
 async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandle, StartError> {
     let settings = &state.settings;
-    table
-        .load(&state.db)
+    let hosts = db::hosts::list(&state.db)
         .await
-        .map_err(|e| StartError::Dhcp(e.to_string()))?;
+        .map_err(|e| StartError::Dhcp(e.detail()))?;
+    let networks = db::networks::list(&state.db)
+        .await
+        .map_err(|e| StartError::Dhcp(e.detail()))?;
+    table.replace(hosts, networks);
     let address: std::net::Ipv4Addr = settings.dhcp.address.parse().map_err(|_| {
         StartError::Dhcp(format!(
             "dhcp.address `{}` is not an IPv4 address",

@@ -212,7 +212,10 @@ async fn serve(
     let file = cluster::parse(CLUSTER, Path::new("netns.toml")).unwrap();
     cluster::apply(&db, &file, false).await.unwrap();
     let table = Arc::new(DhcpTable::default());
-    table.load(&db).await.unwrap();
+    table.replace(
+        kiln::db::hosts::list(&db).await.unwrap(),
+        kiln::db::networks::list(&db).await.unwrap(),
+    );
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let ctx = BootContext {
         server_ip: SERVER_IP.parse().unwrap(),

@@ -630,3 +630,109 @@ on_both_databases!(
         assert!(orch.annealer_status().await.unwrap().last_error.is_none());
     }
 );
+
+on_both_databases!(
+    an_unblocking_walk_frees_what_it_unblocked_further_down,
+    |backend| async move {
+        use kiln::domain::transitions::walk_to_unblock;
+        use kiln::domain::Fact;
+        use sea_orm::TransactionTrait;
+
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let system = deployments::get(&db, &Key::Name("system".into()))
+            .await
+            .unwrap();
+        let (node, _) = kiln::db::nodes::create(
+            &db,
+            kiln::db::nodes::NewNode {
+                name: "n1.lab.example".into(),
+                bootenv: "local".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        // root -> child -> grandchild (and root -> grandchild); the child
+        // also holds back `failed_below` (whose other parent is in error)
+        // and `blocked_below` (whose other parent is blocked elsewhere).
+        let names = [
+            "root",
+            "child",
+            "grandchild",
+            "elsewhere_error",
+            "failed_below",
+            "elsewhere_blocked",
+            "blocked_below",
+        ];
+        let mut rows = Vec::new();
+        for name in names {
+            let (role, _) = kiln::db::roles::upsert(
+                &db,
+                &kiln::db::roles::RoleSpec::new(name, JigKind::Noop, &[]),
+            )
+            .await
+            .unwrap();
+            rows.push(
+                noderoles::insert(&db, node.node.id, role.id, system.id, serde_json::json!({}))
+                    .await
+                    .unwrap(),
+            );
+        }
+        let id = |name: &str| rows[names.iter().position(|n| *n == name).unwrap()].id;
+        for (parent, child) in [
+            ("root", "child"),
+            ("root", "grandchild"),
+            ("child", "grandchild"),
+            ("child", "failed_below"),
+            ("elsewhere_error", "failed_below"),
+            ("child", "blocked_below"),
+            ("elsewhere_blocked", "blocked_below"),
+        ] {
+            let parent = &rows[names.iter().position(|n| *n == parent).unwrap()];
+            noderoles::add_edge(&db, parent, id(child)).await.unwrap();
+        }
+        for (name, state) in [
+            ("root", NoderoleState::Active),
+            ("child", NoderoleState::Blocked),
+            ("grandchild", NoderoleState::Blocked),
+            ("elsewhere_error", NoderoleState::Error),
+            ("failed_below", NoderoleState::Blocked),
+            ("elsewhere_blocked", NoderoleState::Blocked),
+            ("blocked_below", NoderoleState::Blocked),
+        ] {
+            noderoles::set_state(&db, &[id(name)], state).await.unwrap();
+        }
+
+        let txn = db.begin().await.unwrap();
+        let facts = walk_to_unblock(&txn, id("root")).await.unwrap();
+        txn.commit().await.unwrap();
+        let moved: Vec<(String, NoderoleState, NoderoleState)> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::NoderoleStateChanged(c) => Some((c.role.clone(), c.from, c.to)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            moved,
+            vec![
+                ("child".into(), NoderoleState::Blocked, NoderoleState::Todo),
+                (
+                    "grandchild".into(),
+                    NoderoleState::Blocked,
+                    NoderoleState::Todo
+                ),
+            ]
+        );
+        let refs = all_refs(&db).await;
+        for (role, state) in [
+            ("child", NoderoleState::Todo),
+            ("grandchild", NoderoleState::Todo),
+            ("failed_below", NoderoleState::Blocked),
+            ("blocked_below", NoderoleState::Blocked),
+        ] {
+            assert_eq!(state_of(&refs, "n1.lab.example", role), state, "{role}");
+        }
+    }
+);

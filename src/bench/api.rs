@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{fleet, scratch::Scratch, BenchError, Report, Row};
 use crate::app::Application;
-use crate::db::Backend;
+use crate::db::{self, Backend};
 use crate::settings::Settings;
 
 /// The API's largest page.
@@ -120,46 +120,15 @@ async fn list_through_api(
 /// Each page of nodes, with their interfaces, as one JSON text the
 /// database builds itself.
 async fn list_as_json(db: &DatabaseConnection, nodes: usize) -> Result<usize, BenchError> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => POSTGRES_PAGE,
-        _ => SQLITE_PAGE,
-    };
     let mut bytes = 0;
     for offset in (0..nodes).step_by(PAGE) {
-        let row = db
-            .query_one_raw(Statement::from_sql_and_values(
-                backend,
-                sql,
-                [(PAGE as i64).into(), (offset as i64).into()],
-            ))
+        let json = db::bench::nodes_page_as_json(db, PAGE as i64, offset as i64)
             .await?
             .ok_or_else(|| BenchError::Setup("the JSON query returned no row".into()))?;
-        let json: String = row.try_get("", "page")?;
         bytes += json.len();
     }
     Ok(bytes)
 }
-
-const POSTGRES_PAGE: &str = r#"
-SELECT coalesce(json_agg(row_to_json(p) ORDER BY p.id), '[]')::text AS page FROM (
-  SELECT n.id, n.name, n.admin, n.alive, n.available, n.bootenv, n.target_os,
-         n.deployment_id, n.description, n.created_at, n.updated_at,
-         coalesce((SELECT json_agg(row_to_json(i) ORDER BY i.id) FROM interface i
-                   WHERE i.node_id = n.id), '[]') AS interfaces
-  FROM node n ORDER BY n.id LIMIT $1 OFFSET $2) p"#;
-
-const SQLITE_PAGE: &str = r#"
-SELECT coalesce(json_group_array(json(p.j)), '[]') AS page FROM (
-  SELECT json_object('id', n.id, 'name', n.name, 'admin', json(CASE WHEN n.admin THEN 'true' ELSE 'false' END),
-         'alive', json(CASE WHEN n.alive THEN 'true' ELSE 'false' END),
-         'available', json(CASE WHEN n.available THEN 'true' ELSE 'false' END),
-         'bootenv', n.bootenv, 'target_os', n.target_os, 'deployment_id', n.deployment_id,
-         'description', n.description, 'created_at', n.created_at, 'updated_at', n.updated_at,
-         'interfaces', (SELECT coalesce(json_group_array(json_object('id', i.id, 'node_id', i.node_id,
-                 'mac', i.mac, 'ip', i.ip, 'hostname', i.hostname)), '[]')
-                 FROM interface i WHERE i.node_id = n.id)) AS j
-  FROM node n ORDER BY n.id LIMIT ? OFFSET ?) p"#;
 
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();

@@ -1,7 +1,7 @@
 //! A throw-away database for one benchmark: a SQLite file in a temporary
 //! directory, or a fresh PostgreSQL database that is dropped afterwards.
 
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use super::BenchError;
 use crate::db::{self, Backend};
@@ -43,9 +43,7 @@ impl Scratch {
                 let admin = admin_connection(postgres_server)
                     .await
                     .map_err(|e| BenchError::Scratch(format!("{postgres_server}: {e}")))?;
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await?;
+                db::bench::create_database(&admin, &name).await?;
                 let _ = admin.close().await;
                 let mut url = url::Url::parse(postgres_server)
                     .map_err(|e| BenchError::Scratch(e.to_string()))?;
@@ -80,9 +78,7 @@ impl Scratch {
         }
         if let Some((server, name)) = self.pg {
             if let Ok(admin) = admin_connection(&server).await {
-                let _ = admin
-                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await;
+                let _ = db::bench::drop_database(&admin, &name).await;
                 let _ = admin.close().await;
             }
         }

@@ -6,16 +6,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use entity::{node, run};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter,
-    TransactionTrait,
-};
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{scratch::Scratch, BenchError, Report, Row};
 use crate::app::Application;
 use crate::cluster;
-use crate::db::{deployments, noderoles, Backend, Key};
+use crate::db::{self, deployments, noderoles, Backend, Key};
 use crate::domain::binding::{bind, BindRequest};
 use crate::settings::Settings;
 
@@ -120,14 +116,7 @@ async fn measure(
         timeout,
         "every machine alive on local",
         |db| async move {
-            let waiting = node::Entity::find()
-                .filter(
-                    node::Column::Alive
-                        .eq(false)
-                        .or(node::Column::Bootenv.ne("local")),
-                )
-                .count(&db)
-                .await?;
+            let waiting = db::bench::nodes_not_alive_on_disk(&db).await?;
             Ok(waiting == 0 && settled(db).await?)
         },
     )
@@ -268,10 +257,7 @@ async fn run_totals(
     db: &DatabaseConnection,
     since: DateTime<Utc>,
 ) -> Result<RunTotals, BenchError> {
-    let runs = run::Entity::find()
-        .filter(run::Column::QueuedAt.gte(since))
-        .all(db)
-        .await?;
+    let runs = db::bench::runs_queued_since(db, since).await?;
     let mut totals = RunTotals {
         count: 0,
         busy: Duration::ZERO,

@@ -44,6 +44,16 @@ impl RepoError {
         }
     }
 
+    /// The message, with the driver's own text for a database failure:
+    /// for runlogs, logs and start-up errors, where the source has no other
+    /// place to go.
+    pub fn detail(&self) -> String {
+        match self {
+            RepoError::Database(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn not_found(entity: &'static str, key: impl ToString) -> Self {
         RepoError::NotFound {
             entity,

@@ -4,14 +4,18 @@
 //! Architecture invariant: SQL lives here and in `migration/`; actors, jigs
 //! and the API call these functions and get [`RepoError`]s, never `DbErr`s.
 
+pub mod bench;
 pub mod bootenvs;
 pub mod deployments;
 mod error;
+pub mod hosts;
+pub mod leases;
 pub mod networks;
 pub mod noderoles;
 pub mod nodes;
 pub mod roles;
 pub mod runs;
+mod sql;
 
 use std::time::Duration;
 

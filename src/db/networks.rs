@@ -19,10 +19,11 @@ pub struct NetworkSpec {
     pub lease_secs: i32,
 }
 
-/// Every network by name.
+/// Every network, in the order they were first declared (id order): the
+/// DHCP server answers from the first that matches.
 pub async fn list<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<network::Model>> {
     Ok(network::Entity::find()
-        .order_by_asc(network::Column::Name)
+        .order_by_asc(network::Column::Id)
         .all(db)
         .await?)
 }

@@ -260,6 +260,15 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
         .collect())
 }
 
+/// The first admin node (lowest id), if any: where cluster roles go.
+pub async fn first_admin<C: ConnectionTrait>(db: &C) -> RepoResult<Option<node::Model>> {
+    Ok(node::Entity::find()
+        .filter(node::Column::Admin.eq(true))
+        .order_by_asc(node::Column::Id)
+        .one(db)
+        .await?)
+}
+
 /// How many nodes exist.
 pub async fn count<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
     Ok(node::Entity::find().count(db).await?)

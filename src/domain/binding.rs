@@ -1,7 +1,7 @@
 //! Binding a role to a node in a deployment, and everything it requires.
 
 use entity::{deployment, node, noderole, role};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::ConnectionTrait;
 
 use super::{merge_json, DomainError, DomainResult};
 use crate::db::{deployments, noderoles, nodes, roles, Key, RepoError};
@@ -114,7 +114,7 @@ async fn resolve<C: ConnectionTrait>(
     depth: usize,
 ) -> DomainResult<noderole::Model> {
     let chain_ids: Vec<i64> = ancestry.iter().map(|d| d.id).collect();
-    if let Some(same_node) = on_node(db, required.id, node.id).await? {
+    if let Some(same_node) = noderoles::on_node(db, required.id, node.id).await? {
         return Ok(same_node);
     }
     if !required.implicit {
@@ -129,12 +129,14 @@ async fn resolve<C: ConnectionTrait>(
         }
     }
     let target = if required.cluster {
-        admin_node(db).await?.unwrap_or_else(|| node.clone())
+        nodes::first_admin(db)
+            .await?
+            .unwrap_or_else(|| node.clone())
     } else {
         node.clone()
     };
     if target.id != node.id {
-        if let Some(existing) = on_node(db, required.id, target.id).await? {
+        if let Some(existing) = noderoles::on_node(db, required.id, target.id).await? {
             return Ok(existing);
         }
     }
@@ -147,27 +149,4 @@ async fn resolve<C: ConnectionTrait>(
         depth + 1,
     ))
     .await
-}
-
-async fn on_node<C: ConnectionTrait>(
-    db: &C,
-    role_id: i64,
-    node_id: i64,
-) -> DomainResult<Option<noderole::Model>> {
-    Ok(noderole::Entity::find()
-        .filter(noderole::Column::RoleId.eq(role_id))
-        .filter(noderole::Column::NodeId.eq(node_id))
-        .order_by_asc(noderole::Column::Id)
-        .one(db)
-        .await
-        .map_err(RepoError::from)?)
-}
-
-async fn admin_node<C: ConnectionTrait>(db: &C) -> DomainResult<Option<node::Model>> {
-    Ok(node::Entity::find()
-        .filter(node::Column::Admin.eq(true))
-        .order_by_asc(node::Column::Id)
-        .one(db)
-        .await
-        .map_err(RepoError::from)?)
 }

@@ -1,7 +1,7 @@
 //! Moving noderoles between states while keeping `unmet_parents` true:
 //! the one place a noderole's state column is written.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use sea_orm::ConnectionTrait;
 
@@ -95,31 +95,13 @@ pub struct RunOutput<'a> {
     pub runlog: &'a str,
 }
 
-/// Every descendant of `id`, breadth first, without repeats.
-pub async fn descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<i64>> {
-    let mut seen = HashSet::new();
-    let mut order = Vec::new();
-    let mut frontier = vec![id];
-    while !frontier.is_empty() {
-        let next: Vec<i64> = noderoles::children(db, &frontier)
-            .await?
-            .into_iter()
-            .filter(|c| seen.insert(*c))
-            .collect();
-        order.extend(&next);
-        frontier = next;
-    }
-    Ok(order)
-}
-
 /// An error blocks every descendant that is waiting (todo); only them.
 pub async fn block_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Fact>> {
-    let all = descendants(db, id).await?;
-    let waiting: Vec<i64> = noderoles::refs(db, &all)
+    let waiting: Vec<i64> = noderoles::descendants(db, id)
         .await?
         .into_iter()
-        .filter(|r| r.state == NoderoleState::Todo)
-        .map(|r| r.id)
+        .filter(|d| d.state == NoderoleState::Todo)
+        .map(|d| d.id)
         .collect();
     move_to(db, &waiting, NoderoleState::Blocked, true).await
 }
@@ -145,16 +127,38 @@ pub async fn unblock_descendants<C: ConnectionTrait>(db: &C, id: i64) -> DomainR
 }
 
 /// The walk of [`unblock_descendants`], for a caller that knows something
-/// is blocked.
+/// is blocked: breadth first over the descendants read in one query, a
+/// blocked one goes back to todo when no parent is in error or blocked, as
+/// the walk has left them so far (a child it unblocked no longer holds
+/// back its own children).
 pub async fn walk_to_unblock<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Vec<Fact>> {
-    let mut facts = Vec::new();
-    for child in descendants(db, id).await? {
-        let Some(r) = noderoles::refs(db, &[child]).await?.pop() else {
-            continue;
-        };
-        if r.state == NoderoleState::Blocked && !has_failed_parent(db, child).await? {
-            facts.extend(move_to(db, &[child], NoderoleState::Todo, true).await?);
+    let descendants = noderoles::descendants(db, id).await?;
+    let mut state: HashMap<i64, NoderoleState> = HashMap::new();
+    for d in &descendants {
+        state.extend(d.parents.iter().copied());
+    }
+    state.extend(descendants.iter().map(|d| (d.id, d.state)));
+    let failed = |s: Option<&NoderoleState>| {
+        matches!(s, Some(NoderoleState::Error | NoderoleState::Blocked))
+    };
+    let mut unblocked = Vec::new();
+    for d in &descendants {
+        let held_back = d.parents.iter().any(|(p, _)| failed(state.get(p)));
+        if d.state == NoderoleState::Blocked && !held_back {
+            state.insert(d.id, NoderoleState::Todo);
+            unblocked.push(d.id);
         }
     }
+    let mut facts = move_to(db, &unblocked, NoderoleState::Todo, true).await?;
+    // Facts in the walk's order, as when each moved on its own.
+    let position: HashMap<i64, usize> = unblocked
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect();
+    facts.sort_by_key(|f| match f {
+        Fact::NoderoleStateChanged(c) => position.get(&c.noderole_id).copied(),
+        _ => None,
+    });
     Ok(facts)
 }

@@ -5,12 +5,11 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use entity::lease;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use tokio::sync::mpsc;
 
 use super::dhcp::DhcpTable;
 use crate::db::nodes::{self, NewInterface, NewNode};
+use crate::db::{hosts, leases, networks};
 use crate::orchestrator::Orchestrator;
 
 /// The name a discovered machine gets: `d<mac digits>.<domain>`.
@@ -51,8 +50,14 @@ pub fn spawn(
                 }
             }
             if registered > 0 {
-                if let Err(e) = table.load(orchestrator.db()).await {
-                    tracing::error!(error = %e, "could not reload the DHCP table after discovery");
+                let db = orchestrator.db();
+                match (hosts::list(db).await, networks::list(db).await) {
+                    (Ok(hosts), Ok(networks)) => {
+                        table.replace(hosts, networks);
+                    }
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::error!(error = %e.detail(), "could not reload the DHCP table after discovery")
+                    }
                 }
             }
         }
@@ -96,22 +101,15 @@ async fn register(
         + chrono::Duration::seconds(i64::from(
             table.network_for(ip).map(|n| n.lease_secs).unwrap_or(3600),
         ));
-    let existing = lease::Entity::find()
-        .filter(lease::Column::Mac.eq(mac))
-        .one(db)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut row = match existing {
-        Some(row) => lease::ActiveModel::from(row),
-        None => lease::ActiveModel {
-            mac: Set(mac.to_string()),
-            ..Default::default()
-        },
-    };
-    row.ip = Set(ip.to_string());
-    row.hostname = Set(Some(discovered_name(mac, &domain)));
-    row.expires_at = Set(expires);
-    row.save(db).await.map_err(|e| e.to_string())?;
+    leases::upsert(
+        db,
+        mac,
+        &ip.to_string(),
+        Some(discovered_name(mac, &domain)),
+        expires,
+    )
+    .await
+    .map_err(|e| e.detail())?;
     if nodes::find_by_mac(db, mac)
         .await
         .map_err(|e| e.to_string())?

@@ -4,52 +4,7 @@
 
 use std::path::Path;
 
-use entity::{bootenv, interface, node};
-use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder};
-
-use crate::domain::BootenvKind;
-
-/// One host line's worth of facts.
-#[derive(Debug, Clone)]
-pub struct HostEntry {
-    pub name: String,
-    pub mac: String,
-    pub ip: String,
-    pub local_boot: bool,
-}
-
-/// Nodes with an address, and whether their bootenv boots from disk.
-pub async fn hosts(db: &DatabaseConnection) -> Result<Vec<HostEntry>, sea_orm::DbErr> {
-    let nodes = node::Entity::find()
-        .order_by_asc(node::Column::Id)
-        .all(db)
-        .await?;
-    let ifaces = interface::Entity::find()
-        .order_by_asc(interface::Column::Id)
-        .all(db)
-        .await?;
-    let local: Vec<String> = bootenv::Entity::find()
-        .all(db)
-        .await?
-        .into_iter()
-        .filter(|b| b.kind == BootenvKind::Local)
-        .map(|b| b.name)
-        .collect();
-    let by_id: std::collections::HashMap<i64, &node::Model> =
-        nodes.iter().map(|n| (n.id, n)).collect();
-    Ok(ifaces
-        .into_iter()
-        .filter_map(|i| {
-            let n = by_id.get(&i.node_id)?;
-            Some(HostEntry {
-                name: n.name.clone(),
-                mac: i.mac,
-                ip: i.ip?,
-                local_boot: local.contains(&n.bootenv),
-            })
-        })
-        .collect())
-}
+pub use crate::db::hosts::HostEntry;
 
 /// `host` declarations for ISC dhcpd: iPXE clients get kiln's script, others
 /// the iPXE binary, except nodes that boot from disk.

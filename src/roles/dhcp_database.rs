@@ -13,11 +13,12 @@ use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use super::{rerun_all, wrote_files};
+use crate::db::{hosts, networks};
 use crate::domain::Fact;
 use crate::jigs::{Jig, JigContext, JigResult};
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::dhcp::DhcpTable;
-use crate::provisioner::export::{dnsmasq_hosts, hosts, isc_hosts, write_if_changed};
+use crate::provisioner::export::{dnsmasq_hosts, isc_hosts, write_if_changed};
 
 /// The role's name.
 pub const DHCP_DATABASE: &str = "provisioner-dhcp-database";
@@ -39,10 +40,11 @@ impl Jig for DhcpDatabaseJig {
         let table = self.table.clone();
         Box::pin(async move {
             let result = async {
+                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
                 if let Some(table) = &table {
-                    table.load(&db).await.map_err(|e| e.to_string())?;
+                    let networks = networks::list(&db).await.map_err(|e| e.detail())?;
+                    table.replace(hosts.clone(), networks);
                 }
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
                 let mut written = Vec::new();
                 for (file, content) in [
                     ("dhcpd-hosts.conf", isc_hosts(&hosts, &boot_url)),

@@ -7,15 +7,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use entity::network;
 use futures::future::BoxFuture;
-use sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm::DatabaseConnection;
 
 use super::{rerun_all, wrote_files};
+use crate::db::{hosts, networks};
 use crate::domain::Fact;
 use crate::jigs::{Jig, JigContext, JigResult};
 use crate::orchestrator::Orchestrator;
-use crate::provisioner::export::{forward_zone, hosts, reverse_origin, reverse_zone, write_zone};
+use crate::provisioner::export::{forward_zone, reverse_origin, reverse_zone, write_zone};
 
 /// The role's name.
 pub const DNS_DATABASE: &str = "provisioner-dns-database";
@@ -32,11 +32,8 @@ impl Jig for DnsDatabaseJig {
         let dir = self.export_dir.clone();
         Box::pin(async move {
             let result = async {
-                let hosts = hosts(&db).await.map_err(|e| e.to_string())?;
-                let nets = network::Entity::find()
-                    .all(&db)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
+                let nets = networks::list(&db).await.map_err(|e| e.detail())?;
                 let mut written = Vec::new();
                 for net in nets.iter().filter(|n| !n.domain.is_empty()) {
                     let ns = net.router.clone().unwrap_or_else(|| "127.0.0.1".into());

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use entity::network;
-use sea_orm::{DatabaseConnection, EntityTrait};
+
+use crate::db::hosts::HostEntry;
 
 /// A known interface.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,10 +130,11 @@ pub struct DhcpTable {
 }
 
 impl DhcpTable {
-    /// Reloads hosts and networks from the database (a few queries).
-    pub async fn load(&self, db: &DatabaseConnection) -> Result<usize, sea_orm::DbErr> {
+    /// Replaces hosts and networks with the rows read from `db::hosts` and
+    /// `db::networks`; returns how many hosts it holds.
+    pub fn replace(&self, hosts: Vec<HostEntry>, networks: Vec<network::Model>) -> usize {
         let mut fresh = HashMap::new();
-        for entry in crate::provisioner::export::hosts(db).await? {
+        for entry in hosts {
             let Ok(ip) = entry.ip.parse() else { continue };
             fresh.insert(
                 entry.mac,
@@ -145,14 +147,9 @@ impl DhcpTable {
         }
         let count = fresh.len();
         self.replace_hosts(fresh);
-        let networks = network::Entity::find()
-            .all(db)
-            .await?
-            .iter()
-            .filter_map(Network::parse)
-            .collect();
+        let networks = networks.iter().filter_map(Network::parse).collect();
         *self.networks.lock().expect("networks lock") = networks;
-        Ok(count)
+        count
     }
 
     fn replace_hosts(&self, fresh: HashMap<String, Host>) {
@@ -164,7 +161,7 @@ impl DhcpTable {
         }
     }
 
-    /// Replaces the networks (tests; `load` reads them from the database).
+    /// Replaces the networks (tests; `replace` takes them as rows).
     pub fn set_networks(&self, networks: Vec<Network>) {
         *self.networks.lock().expect("networks lock") = networks;
     }
