@@ -13,18 +13,30 @@ use tokio::sync::broadcast;
 
 use crate::actors::annealer::{Annealer, AnnealerStatus, GetAnnealerStatus};
 use crate::actors::dispatch::Dispatch;
-use crate::actors::event_bus::{EventBus, Subscribe};
+use crate::actors::event_bus::{EventBus, Heard, Subscribe};
 use crate::actors::hub::{AnnealerWake, Change, Hub, RunCounts};
 use crate::actors::scheduler::{GetSchedulerStatus, Scheduler, SchedulerStatus};
 use crate::actors::trace::TraceRecorder;
 use crate::db::nodes::{NewNode, NodeChange, NodeView};
-use crate::db::{nodes, runs, Key, RepoError};
-use crate::domain::anneal::QueueSeq;
+use crate::db::{noderoles, nodes, runs, Key, RepoError};
+use crate::domain::anneal::{work_remains, QueueSeq};
 use crate::domain::binding::{bind, BindRequest};
-use crate::domain::{lifecycle, outcome, DomainError, DomainResult, Effects, Fact};
+use crate::domain::{lifecycle, outcome, DomainError, DomainResult, Effects, Fact, NoderoleState};
 use crate::jigs::{Jig, Jigs};
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
+
+/// Whether anything is left to do (see [`Orchestrator::anneal_status`]).
+#[derive(Debug, Clone)]
+pub struct AnnealStatus {
+    /// Nothing is todo or in transition, and no run is queued or running.
+    pub settled: bool,
+    pub counts: Vec<(NoderoleState, i64)>,
+    /// Runs queued or running.
+    pub unfinished_runs: u64,
+    pub annealer: AnnealerStatus,
+    pub runs: RunCounts,
+}
 
 /// Options for starting the actors.
 #[derive(Clone)]
@@ -102,6 +114,7 @@ impl Orchestrator {
             seq: Arc::new(QueueSeq::starting_after(last_seq)),
             jigs,
             shutdown: options.shutdown,
+            in_flight: Default::default(),
         });
         let dispatch = Arc::new(Dispatch::new(hub));
         let annealer = Annealer::new(dispatch.clone()).start();
@@ -299,13 +312,45 @@ impl Orchestrator {
             .map_err(|e| DomainError::StateConflict(format!("annealer unavailable: {e}")))
     }
 
+    /// Whether anything is left to do, with noderole counts by state, the
+    /// annealer's report and the run counters: what `/api/v2/anneal` shows.
+    pub async fn anneal_status(&self) -> DomainResult<AnnealStatus> {
+        let db = &self.dispatch.hub.db;
+        let counts = noderoles::count_by_state(db).await?;
+        let unfinished_runs = runs::count_unfinished(db).await?;
+        Ok(AnnealStatus {
+            settled: !work_remains(&counts) && unfinished_runs == 0,
+            counts,
+            unfinished_runs,
+            annealer: self.annealer_status().await?,
+            runs: self.counters(),
+        })
+    }
+
+    /// Resolves when kiln has settled: no fact is on its way to a hook and
+    /// no node holds a run (see `actors::in_flight`), and then the database
+    /// says nothing is todo, in transition, queued or running. Waits for as
+    /// long as that takes; a caller that cannot wait forever times it out.
+    pub async fn settled(&self) -> DomainResult<AnnealStatus> {
+        let in_flight = &self.dispatch.hub.in_flight;
+        loop {
+            in_flight.quiet().await;
+            let seen = in_flight.generation();
+            let status = self.anneal_status().await?;
+            if status.settled && in_flight.generation() == seen {
+                return Ok(status);
+            }
+            in_flight.changed_since(seen).await;
+        }
+    }
+
     /// Asks the annealer to look for ready work.
     pub fn wake_annealer(&self) {
         self.dispatch.hub.wake.wake();
     }
 
     /// Adds an actor that hears every fact.
-    pub fn subscribe(&self, recipient: Recipient<Fact>) {
+    pub fn subscribe(&self, recipient: Recipient<Heard>) {
         self.dispatch.hub.bus.do_send(Subscribe(recipient));
     }
 

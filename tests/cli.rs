@@ -45,7 +45,8 @@ on_both_databases!(cli_walkthrough, |backend| async move {
     assert!(out.contains("proposed"), "{out}");
     let (ok, _, err) = kiln(&app, &["commit", "burnin"]).await;
     assert!(ok, "{err}");
-    common::orchestration::settle(&app.db, std::time::Duration::from_secs(30)).await;
+    common::orchestration::settle(&app.state.orchestrator, std::time::Duration::from_secs(30))
+        .await;
     let (ok, out, err) = kiln(&app, &["noderoles", "--deployment", "burnin", "--json"]).await;
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();

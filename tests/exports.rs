@@ -40,7 +40,7 @@ on_both_databases!(validators_accept_exports, |backend| async move {
     {
         add_node(&app.state.orchestrator, name, i as u32 + 11, false).await;
     }
-    settle(&app.db, std::time::Duration::from_secs(30)).await;
+    settle(&app.state.orchestrator, std::time::Duration::from_secs(30)).await;
     let hosts = kiln::db::hosts::list(&app.db).await.unwrap();
     assert_eq!(hosts.len(), 3);
 

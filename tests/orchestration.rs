@@ -57,7 +57,7 @@ on_both_databases!(
         deployments::create(&app.db, "chain", None, "")
             .await
             .unwrap();
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
         orch.trace().clear();
 
         bind_all(orch, "chain", "top", &["n1.lab.example", "n2.lab.example"]).await;
@@ -68,7 +68,7 @@ on_both_databases!(
         orch.commit_deployment(&Key::Name("chain".into()))
             .await
             .unwrap();
-        let counts = settle(&app.db, SETTLE).await;
+        let counts = settle(&app.state.orchestrator, SETTLE).await;
         assert_eq!(count(&counts, NoderoleState::Active), 6, "{counts:?}");
 
         // Parents finished before their children started, per node.
@@ -112,14 +112,14 @@ on_both_databases!(
         .await;
         add_node(orch, "n1.lab.example", 1, false).await;
         deployments::create(&app.db, "d", None, "").await.unwrap();
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
         orch.trace().clear();
         bind_all(orch, "d", "top", &["n1.lab.example"]).await;
         bind_all(orch, "d", "beside", &["n1.lab.example"]).await;
         orch.commit_deployment(&Key::Name("d".into()))
             .await
             .unwrap();
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
 
         let refs = all_refs(&app.db).await;
         assert_eq!(
@@ -158,7 +158,7 @@ on_both_databases!(
         .await
         .unwrap();
         orch.commit_noderole(middle).await.unwrap();
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
         let refs = all_refs(&app.db).await;
         assert_eq!(
             state_of(&refs, "n1.lab.example", "middle"),
@@ -191,7 +191,7 @@ on_both_databases!(retry_runs_a_failed_noderole_again, |backend| async move {
     orch.commit_deployment(&Key::Name("d".into()))
         .await
         .unwrap();
-    settle(&app.db, SETTLE).await;
+    settle(&app.state.orchestrator, SETTLE).await;
     let refs = all_refs(&app.db).await;
     let flaky = refs.iter().find(|r| r.role == "flaky").unwrap().id;
     assert_eq!(
@@ -199,7 +199,7 @@ on_both_databases!(retry_runs_a_failed_noderole_again, |backend| async move {
         NoderoleState::Blocked
     );
     orch.retry_noderole(flaky).await.unwrap();
-    settle(&app.db, SETTLE).await;
+    settle(&app.state.orchestrator, SETTLE).await;
     let runs: Vec<_> = intervals(&app.db)
         .await
         .into_iter()
@@ -227,14 +227,14 @@ on_both_databases!(thirty_nodes_share_ten_slots, |backend| async move {
     deployments::create(&app.db, "burnin", None, "")
         .await
         .unwrap();
-    settle(&app.db, SETTLE).await;
+    settle(&app.state.orchestrator, SETTLE).await;
     orch.trace().clear();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
     bind_all(orch, "burnin", "burnin", &refs).await;
     orch.commit_deployment(&Key::Name("burnin".into()))
         .await
         .unwrap();
-    let counts = settle(&app.db, SETTLE).await;
+    let counts = settle(&app.state.orchestrator, SETTLE).await;
     assert_eq!(count(&counts, NoderoleState::Active), 30);
     let runs = intervals(&app.db).await;
     assert_eq!(runs.len(), 30);
@@ -291,7 +291,7 @@ on_both_databases!(seed_flow_up_to_dhcp_database_reruns, |backend| async move {
     for (i, n) in nodes.iter().enumerate() {
         add_node(orch, n, i as u32 + 2, false).await;
     }
-    settle(&app.db, SETTLE).await;
+    settle(&app.state.orchestrator, SETTLE).await;
     orch.trace().clear();
 
     deployments::create(&app.db, "ubuntu", None, "")
@@ -301,7 +301,7 @@ on_both_databases!(seed_flow_up_to_dhcp_database_reruns, |backend| async move {
     orch.commit_deployment(&Key::Name("ubuntu".into()))
         .await
         .unwrap();
-    settle(&app.db, SETTLE).await;
+    settle(&app.state.orchestrator, SETTLE).await;
 
     for n in nodes {
         let node = kiln::db::nodes::get(&app.db, &Key::Name(n.into()))
@@ -426,7 +426,7 @@ on_both_databases!(
         orch.commit_deployment(&Key::Name("d".into()))
             .await
             .unwrap();
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
         let refs = all_refs(&app.db).await;
         let log = |role: &str| {
             let id = refs.iter().find(|r| r.role == role).unwrap().id;
@@ -499,9 +499,10 @@ on_both_databases!(interrupted_run_is_requeued_at_start, |backend| async move {
         .await
         .expect("restart");
     let db = app.state().db.clone();
+    let orch = app.state().orchestrator.clone();
     common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
-    let counts = settle(&db, SETTLE).await;
+    let counts = settle(&orch, SETTLE).await;
     assert_eq!(count(&counts, NoderoleState::Active), 1, "{counts:?}");
     let runs = intervals(&db).await;
     assert_eq!(runs.len(), 1);
@@ -570,9 +571,10 @@ on_both_databases!(
             .await
             .expect("start");
         let db = app.state().db.clone();
+        let orch = app.state().orchestrator.clone();
         common::stop_at_end(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
-        let counts = settle(&db, SETTLE).await;
+        let counts = settle(&orch, SETTLE).await;
         assert_eq!(count(&counts, NoderoleState::Active), 2, "{counts:?}");
         let runs = intervals(&db).await;
         assert_eq!(runs.len(), 2, "base then work, each once");
@@ -604,7 +606,7 @@ on_both_databases!(
         let orch = &app.state.orchestrator;
         define_roles(&app.db, &[role("work", JigKind::Noop, &[])]).await;
         add_node(orch, "n1.lab.example", 1, false).await;
-        settle(&app.db, SETTLE).await;
+        settle(&app.state.orchestrator, SETTLE).await;
         deployments::create(&app.db, "retry", None, "")
             .await
             .unwrap();
@@ -625,7 +627,7 @@ on_both_databases!(
         // The database takes runs again; nothing else happens in kiln, so
         // only the annealer's own retry can queue this one.
         refuse_new_runs(&app.db, backend, false).await;
-        let counts = settle(&app.db, Duration::from_secs(20)).await;
+        let counts = settle(&app.state.orchestrator, Duration::from_secs(20)).await;
         assert_eq!(count(&counts, NoderoleState::Active), 1, "{counts:?}");
         assert!(orch.annealer_status().await.unwrap().last_error.is_none());
     }

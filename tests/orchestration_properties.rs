@@ -91,7 +91,7 @@ async fn check(backend: kiln::db::Backend, case: Case) {
     orch.commit_deployment(&Key::Name("prop".into()))
         .await
         .unwrap();
-    settle(&app.db, Duration::from_secs(120)).await;
+    settle(&app.state.orchestrator, Duration::from_secs(120)).await;
 
     let runs = intervals(&app.db).await;
     assert!(max_overlap(&runs) <= case.cap, "{case:?}: cap exceeded");

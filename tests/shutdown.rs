@@ -95,10 +95,10 @@ on_both_databases!(stopping_mid_anneal_is_clean, |backend| async move {
     let app = Application::build(common::test_settings(&test_db))
         .await
         .expect("kiln starts again");
-    let db = app.state().db.clone();
+    let orch = app.state().orchestrator.clone();
     common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
-    let counts = settle(&db, Duration::from_secs(60)).await;
+    let counts = settle(&orch, Duration::from_secs(60)).await;
     assert_eq!(
         count(&counts, NoderoleState::Active),
         i64::from(NODES) * ROLES.len() as i64,

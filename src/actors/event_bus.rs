@@ -4,21 +4,36 @@
 use actix::prelude::*;
 use tokio::sync::broadcast;
 
+use super::in_flight::Held;
 use crate::domain::Fact;
 
-/// Publishes a fact to every subscriber.
-#[derive(Debug, Clone, Message)]
+/// Publishes a fact to every subscriber. `held` keeps kiln from looking
+/// settled while the fact is on its way.
+#[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Publish(pub Fact);
+pub struct Publish {
+    pub fact: Fact,
+    pub held: Held,
+}
+
+/// A subscriber heard a fact. It keeps `held` until it has done what the
+/// fact asks of it (a hook, until its runs are queued), so kiln does not
+/// look settled in between.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Heard {
+    pub fact: Fact,
+    pub held: Held,
+}
 
 /// Adds a subscriber actor.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Subscribe(pub Recipient<Fact>);
+pub struct Subscribe(pub Recipient<Heard>);
 
 /// Fans facts out in publication order.
 pub struct EventBus {
-    subscribers: Vec<Recipient<Fact>>,
+    subscribers: Vec<Recipient<Heard>>,
     stream: broadcast::Sender<Fact>,
 }
 
@@ -38,9 +53,12 @@ impl Actor for EventBus {
 impl Handler<Publish> for EventBus {
     type Result = ();
 
-    fn handle(&mut self, Publish(fact): Publish, _: &mut Self::Context) {
+    fn handle(&mut self, Publish { fact, held }: Publish, _: &mut Self::Context) {
         for subscriber in &self.subscribers {
-            subscriber.do_send(fact.clone());
+            subscriber.do_send(Heard {
+                fact: fact.clone(),
+                held: held.another(),
+            });
         }
         // Nobody listening to the stream is fine.
         let _ = self.stream.send(fact);

@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::event_bus::{EventBus, Publish};
+use super::in_flight::InFlight;
 use super::scheduler::Scheduler;
 use super::trace::TraceRecorder;
 use crate::db::RepoError;
@@ -104,6 +105,7 @@ pub struct Hub {
     pub seq: Arc<QueueSeq>,
     pub jigs: Jigs,
     pub shutdown: Shutdown,
+    pub in_flight: Arc<InFlight>,
 }
 
 /// A domain change: runs inside the transaction it is given and returns
@@ -149,7 +151,10 @@ impl Hub {
     pub fn publish(&self, from: &'static str, fact: Fact) {
         self.trace
             .record(from, "EventBus", fact.name(), fact.node(), fact.summary());
-        self.bus.do_send(Publish(fact));
+        self.bus.do_send(Publish {
+            fact,
+            held: self.in_flight.hold(),
+        });
     }
 }
 

@@ -11,6 +11,7 @@ pub mod annealer;
 pub mod dispatch;
 pub mod event_bus;
 pub mod hub;
+pub mod in_flight;
 pub mod node;
 pub mod scheduler;
 pub mod trace;

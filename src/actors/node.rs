@@ -9,6 +9,7 @@ use actix::prelude::*;
 use tracing::Instrument;
 
 use super::hub::{persistently, Hub};
+use super::in_flight::Held;
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
 use crate::db::{noderoles, runs};
 use crate::domain::anneal::queued_by_annealer;
@@ -42,51 +43,115 @@ struct RunDone;
 #[rtype(result = "()")]
 struct Rebuilt(Vec<Ticket>);
 
+/// A node's runs in the order it executes them: priority runs (the DHCP
+/// and DNS databases) ahead of annealer runs, first in first out within
+/// each; one run at a time, and a run already known is not queued twice.
+#[derive(Debug, Default)]
+pub struct RunQueue {
+    waiting: VecDeque<Ticket>,
+    /// The run holding or waiting for a slot.
+    current: Option<Ticket>,
+}
+
+impl RunQueue {
+    pub fn new(tickets: Vec<Ticket>) -> Self {
+        let mut queue = Self::default();
+        for ticket in tickets {
+            queue.push(ticket);
+        }
+        queue
+    }
+
+    /// Adds a run unless it is already the current one or waiting.
+    pub fn push(&mut self, ticket: Ticket) {
+        let known = self.current.as_ref().map(|t| t.run_id) == Some(ticket.run_id)
+            || self.waiting.iter().any(|t| t.run_id == ticket.run_id);
+        if known {
+            return;
+        }
+        let at = if ticket.priority {
+            self.waiting
+                .iter()
+                .position(|t| !t.priority)
+                .unwrap_or(self.waiting.len())
+        } else {
+            self.waiting.len()
+        };
+        self.waiting.insert(at, ticket);
+    }
+
+    /// The next run to execute, once the current one is done.
+    pub fn start_next(&mut self) -> Option<&Ticket> {
+        if self.current.is_some() {
+            return None;
+        }
+        self.current = Some(self.waiting.pop_front()?);
+        self.current.as_ref()
+    }
+
+    /// The run holding or waiting for a slot.
+    pub fn current(&self) -> Option<&Ticket> {
+        self.current.as_ref()
+    }
+
+    /// The current run is over.
+    pub fn done(&mut self) {
+        self.current = None;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.current.is_none() && self.waiting.is_empty()
+    }
+
+    /// Forgets everything (a restarting actor rebuilds from the run table).
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// The node's worker.
 pub struct NodeActor {
     node_id: i64,
     node: Arc<str>,
     hub: Arc<Hub>,
-    queue: VecDeque<Ticket>,
-    /// The run holding or waiting for a slot.
-    current: Option<Ticket>,
+    queue: RunQueue,
+    /// Held while the node has runs, so kiln does not look settled.
+    busy: Option<Held>,
 }
 
 impl NodeActor {
     pub fn new(node_id: i64, node: Arc<str>, hub: Arc<Hub>, queue: Vec<Ticket>) -> Self {
-        Self {
+        let mut actor = Self {
             node_id,
             node,
             hub,
-            queue: queue.into(),
-            current: None,
-        }
+            queue: RunQueue::new(queue),
+            busy: None,
+        };
+        actor.hold_while_busy();
+        actor
     }
 
     fn enqueue(&mut self, ticket: Ticket) {
-        let known = self.current.as_ref().map(|t| t.run_id) == Some(ticket.run_id)
-            || self.queue.iter().any(|t| t.run_id == ticket.run_id);
-        if known {
-            return;
+        self.queue.push(ticket);
+        self.hold_while_busy();
+    }
+
+    fn hold_while_busy(&mut self) {
+        if self.queue.is_empty() {
+            self.busy = None;
+        } else if self.busy.is_none() {
+            self.busy = Some(self.hub.in_flight.hold());
         }
-        // Priority runs go ahead of annealer runs, FIFO among themselves.
-        let at = if ticket.priority {
-            self.queue
-                .iter()
-                .position(|t| !t.priority)
-                .unwrap_or(self.queue.len())
-        } else {
-            self.queue.len()
-        };
-        self.queue.insert(at, ticket);
     }
 
     /// Asks for a slot for the next run when idle.
     fn pump(&mut self, ctx: &mut Context<Self>) {
-        if self.current.is_some() || self.hub.shutdown.is_stopping() {
+        self.hold_while_busy();
+        if self.hub.shutdown.is_stopping() {
             return;
         }
-        let Some(ticket) = self.queue.pop_front() else {
+        let Some(ticket) = self.queue.start_next().cloned() else {
             return;
         };
         self.hub.trace.record(
@@ -105,7 +170,6 @@ impl NodeActor {
             priority: ticket.priority,
             reply: ctx.address().recipient(),
         });
-        self.current = Some(ticket);
     }
 }
 
@@ -121,7 +185,7 @@ impl Supervised for NodeActor {
     fn restarting(&mut self, ctx: &mut Self::Context) {
         tracing::warn!(node = %self.node, "node actor restarting; rebuilding its queue");
         self.queue.clear();
-        self.current = None;
+        self.hold_while_busy();
         let hub = self.hub.clone();
         let node_id = self.node_id;
         ctx.spawn(
@@ -156,7 +220,7 @@ impl Handler<SlotGranted> for NodeActor {
     type Result = ();
 
     fn handle(&mut self, granted: SlotGranted, ctx: &mut Self::Context) {
-        let Some(ticket) = self.current.clone() else {
+        let Some(ticket) = self.queue.current().cloned() else {
             return;
         };
         if ticket.run_id != granted.run_id {
@@ -195,7 +259,7 @@ impl Handler<RunDone> for NodeActor {
     type Result = ();
 
     fn handle(&mut self, _: RunDone, ctx: &mut Self::Context) {
-        self.current = None;
+        self.queue.done();
         self.pump(ctx);
     }
 }
@@ -326,4 +390,60 @@ pub async fn named_tickets(
             (ticket, node)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(run_id: i64, priority: bool) -> Ticket {
+        Ticket {
+            run_id,
+            noderole_id: run_id * 10,
+            role: Arc::from("r"),
+            priority,
+            annealed: !priority,
+        }
+    }
+
+    fn drain(queue: &mut RunQueue) -> Vec<i64> {
+        let mut order = Vec::new();
+        while let Some(t) = queue.start_next() {
+            order.push(t.run_id);
+            queue.done();
+        }
+        order
+    }
+
+    #[test]
+    fn priority_runs_go_first_in_their_own_order() {
+        let mut queue = RunQueue::new(vec![ticket(1, false), ticket(2, false)]);
+        queue.push(ticket(3, true));
+        queue.push(ticket(4, false));
+        queue.push(ticket(5, true));
+        assert_eq!(drain(&mut queue), vec![3, 5, 1, 2, 4]);
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn one_run_at_a_time() {
+        let mut queue = RunQueue::new(vec![ticket(1, false), ticket(2, false)]);
+        assert_eq!(queue.start_next().map(|t| t.run_id), Some(1));
+        assert!(queue.start_next().is_none(), "a second run while the first holds");
+        // A priority run arriving now waits for the current one.
+        queue.push(ticket(3, true));
+        assert_eq!(queue.current().map(|t| t.run_id), Some(1));
+        queue.done();
+        assert_eq!(drain(&mut queue), vec![3, 2]);
+    }
+
+    #[test]
+    fn a_known_run_is_not_queued_twice() {
+        let mut queue = RunQueue::new(vec![ticket(1, false), ticket(2, false)]);
+        assert_eq!(queue.start_next().map(|t| t.run_id), Some(1));
+        queue.push(ticket(1, false));
+        queue.push(ticket(2, false));
+        queue.done();
+        assert_eq!(drain(&mut queue), vec![2]);
+    }
 }

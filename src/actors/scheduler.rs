@@ -4,7 +4,7 @@
 //! of waiting annealer runs. Each node asks for one slot at a time, so a
 //! node with a long queue cannot starve the others.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,25 +81,85 @@ pub struct WaitingRun {
     pub priority: bool,
 }
 
-struct Held {
-    node_id: i64,
-    noderole_id: i64,
-    node: Arc<str>,
-    role: Arc<str>,
-    since: Instant,
+/// The line for the slots: at most `capacity` runs hold one; priority runs
+/// are granted before the others, each line first come, first served.
+#[derive(Debug)]
+pub struct SlotLine<T> {
+    capacity: usize,
+    running: BTreeMap<i64, T>,
+    priority: VecDeque<(i64, T)>,
+    normal: VecDeque<(i64, T)>,
 }
 
-struct Waiter {
+impl<T> SlotLine<T> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            running: BTreeMap::new(),
+            priority: VecDeque::new(),
+            normal: VecDeque::new(),
+        }
+    }
+
+    /// Run `run_id` waits for a slot.
+    pub fn wait(&mut self, run_id: i64, priority: bool, item: T) {
+        let line = if priority {
+            &mut self.priority
+        } else {
+            &mut self.normal
+        };
+        line.push_back((run_id, item));
+    }
+
+    /// Grants the next slot, if one is free and a run waits.
+    pub fn grant_next(&mut self) -> Option<(i64, &mut T)> {
+        if self.running.len() >= self.capacity {
+            return None;
+        }
+        let (run_id, item) = self
+            .priority
+            .pop_front()
+            .or_else(|| self.normal.pop_front())?;
+        let held = self.running.entry(run_id).or_insert(item);
+        Some((run_id, held))
+    }
+
+    /// The run is over; its slot is free.
+    pub fn release(&mut self, run_id: i64) -> Option<T> {
+        self.running.remove(&run_id)
+    }
+
+    /// The runs holding a slot, by run id.
+    pub fn running(&self) -> impl Iterator<Item = (i64, &T)> {
+        self.running.iter().map(|(id, item)| (*id, item))
+    }
+
+    /// The waiting runs, in the order they will be granted.
+    pub fn waiting(&self) -> impl Iterator<Item = &T> {
+        self.priority
+            .iter()
+            .chain(self.normal.iter())
+            .map(|(_, item)| item)
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+/// A run in the line or holding a slot, `since` it asked or was granted.
+struct Request {
     request: AcquireSlot,
     since: Instant,
 }
 
 /// Holds the slots and the line for them.
 pub struct Scheduler {
-    capacity: usize,
-    running: HashMap<i64, Held>,
-    priority: VecDeque<Waiter>,
-    normal: VecDeque<Waiter>,
+    line: SlotLine<Request>,
     trace: Arc<TraceRecorder>,
     total_wait: Duration,
     granted: u64,
@@ -110,10 +170,7 @@ impl Scheduler {
     pub fn new(capacity: usize, trace: Arc<TraceRecorder>, shutdown: Shutdown) -> Self {
         Self {
             shutdown,
-            capacity: capacity.max(1),
-            running: HashMap::new(),
-            priority: VecDeque::new(),
-            normal: VecDeque::new(),
+            line: SlotLine::new(capacity),
             trace,
             total_wait: Duration::ZERO,
             granted: 0,
@@ -126,17 +183,11 @@ impl Scheduler {
         if self.shutdown.is_stopping() {
             return;
         }
-        while self.running.len() < self.capacity {
-            let Some(waiter) = self
-                .priority
-                .pop_front()
-                .or_else(|| self.normal.pop_front())
-            else {
-                return;
-            };
-            let req = waiter.request;
-            self.total_wait += waiter.since.elapsed();
+        while let Some((run_id, held)) = self.line.grant_next() {
+            self.total_wait += held.since.elapsed();
+            held.since = Instant::now();
             self.granted += 1;
+            let req = &held.request;
             self.trace.record(
                 "Scheduler",
                 "NodeActor",
@@ -144,17 +195,7 @@ impl Scheduler {
                 &req.node,
                 &*req.role,
             );
-            self.running.insert(
-                req.run_id,
-                Held {
-                    node_id: req.node_id,
-                    noderole_id: req.noderole_id,
-                    node: req.node.clone(),
-                    role: req.role.clone(),
-                    since: Instant::now(),
-                },
-            );
-            req.reply.do_send(SlotGranted { run_id: req.run_id });
+            req.reply.do_send(SlotGranted { run_id });
         }
     }
 }
@@ -167,15 +208,12 @@ impl Handler<AcquireSlot> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, request: AcquireSlot, _: &mut Self::Context) {
-        let waiter = Waiter {
+        let (run_id, priority) = (request.run_id, request.priority);
+        let request = Request {
             request,
             since: Instant::now(),
         };
-        if waiter.request.priority {
-            self.priority.push_back(waiter);
-        } else {
-            self.normal.push_back(waiter);
-        }
+        self.line.wait(run_id, priority, request);
         self.grant();
     }
 }
@@ -184,7 +222,7 @@ impl Handler<ReleaseSlot> for Scheduler {
     type Result = ();
 
     fn handle(&mut self, msg: ReleaseSlot, _: &mut Self::Context) {
-        self.running.remove(&msg.run_id);
+        self.line.release(msg.run_id);
         self.grant();
     }
 }
@@ -193,23 +231,21 @@ impl Handler<GetSchedulerStatus> for Scheduler {
     type Result = MessageResult<GetSchedulerStatus>;
 
     fn handle(&mut self, _: GetSchedulerStatus, _: &mut Self::Context) -> Self::Result {
-        let mut running: Vec<RunningSlot> = self
-            .running
-            .iter()
+        let running = self
+            .line
+            .running()
             .map(|(run_id, held)| RunningSlot {
-                run_id: *run_id,
-                node_id: held.node_id,
-                noderole_id: held.noderole_id,
-                node: held.node.to_string(),
-                role: held.role.to_string(),
+                run_id,
+                node_id: held.request.node_id,
+                noderole_id: held.request.noderole_id,
+                node: held.request.node.to_string(),
+                role: held.request.role.to_string(),
                 running_ms: held.since.elapsed().as_millis() as u64,
             })
             .collect();
-        running.sort_by_key(|r| r.run_id);
         let waiting = self
-            .priority
-            .iter()
-            .chain(self.normal.iter())
+            .line
+            .waiting()
             .enumerate()
             .map(|(i, w)| WaitingRun {
                 run_id: w.request.run_id,
@@ -222,12 +258,70 @@ impl Handler<GetSchedulerStatus> for Scheduler {
             })
             .collect();
         MessageResult(SchedulerStatus {
-            capacity: self.capacity,
-            in_use: self.running.len(),
+            capacity: self.line.capacity(),
+            in_use: self.line.in_use(),
             running,
             waiting,
             total_wait_ms: self.total_wait.as_millis() as u64,
             granted: self.granted,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SlotLine;
+
+    fn grant_all(line: &mut SlotLine<&'static str>) -> Vec<&'static str> {
+        std::iter::from_fn(|| line.grant_next().map(|(_, name)| *name)).collect()
+    }
+
+    #[test]
+    fn grants_no_more_than_capacity_first_come_first_served() {
+        let mut line = SlotLine::new(2);
+        for (id, name) in [(1, "a"), (2, "b"), (3, "c")] {
+            line.wait(id, false, name);
+        }
+        assert_eq!(grant_all(&mut line), vec!["a", "b"]);
+        assert_eq!(line.in_use(), 2);
+        assert_eq!(line.waiting().copied().collect::<Vec<_>>(), vec!["c"]);
+        line.release(1);
+        assert_eq!(grant_all(&mut line), vec!["c"]);
+        assert_eq!(
+            line.running().map(|(id, _)| id).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+    }
+
+    #[test]
+    fn priority_runs_are_granted_before_earlier_ones() {
+        let mut line = SlotLine::new(1);
+        line.wait(1, false, "held");
+        assert_eq!(grant_all(&mut line), vec!["held"]);
+        line.wait(2, false, "annealed-1");
+        line.wait(3, true, "dhcp-1");
+        line.wait(4, false, "annealed-2");
+        line.wait(5, true, "dhcp-2");
+        assert_eq!(
+            line.waiting().copied().collect::<Vec<_>>(),
+            vec!["dhcp-1", "dhcp-2", "annealed-1", "annealed-2"]
+        );
+        let mut order = Vec::new();
+        let mut holding = 1;
+        while line.release(holding).is_some() {
+            if let Some((id, name)) = line.grant_next() {
+                order.push(*name);
+                holding = id;
+            }
+        }
+        assert_eq!(order, vec!["dhcp-1", "dhcp-2", "annealed-1", "annealed-2"]);
+    }
+
+    #[test]
+    fn a_zero_capacity_still_runs_one_at_a_time() {
+        let mut line = SlotLine::new(0);
+        line.wait(1, false, "a");
+        line.wait(2, false, "b");
+        assert_eq!(grant_all(&mut line), vec!["a"]);
     }
 }

@@ -14,7 +14,6 @@ use super::AppState;
 use crate::actors::scheduler::SchedulerStatus;
 use crate::db::runs::{self, RunFilter};
 use crate::db::{noderoles, nodes, Key};
-use crate::domain::anneal::work_remains;
 use crate::domain::RunState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -121,25 +120,23 @@ async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
     Ok(HttpResponse::Ok().json(state.orchestrator.scheduler_status().await?))
 }
 
-/// 202 while anything is todo or transition (work remains), 200 when
-/// settled; counts by state either way, so scripts can poll it.
+/// 202 while anything is todo or transition or a run is queued or running
+/// (work remains), 200 when settled; counts by state either way, so scripts
+/// can poll it.
 #[utoipa::path(
     get,
     path = "/api/v2/anneal",
     tag = "runs",
-    responses((status = 200, description = "Settled (202 while anything is todo or transition), with counts by state", body = AnnealView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Settled (202 while anything is todo or transition or a run is queued or running), with counts by state", body = AnnealView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/anneal")]
 async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let counts = noderoles::count_by_state(&state.db).await?;
-    let busy = work_remains(&counts);
-    let annealer = state.orchestrator.annealer_status().await?;
-    let view = AnnealView::new(&counts, !busy, annealer, state.orchestrator.counters());
-    let body = sorted(&view);
-    Ok(if busy {
-        HttpResponse::Accepted().json(body)
-    } else {
+    let status = state.orchestrator.anneal_status().await?;
+    let body = sorted(&AnnealView::new(&status));
+    Ok(if status.settled {
         HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::Accepted().json(body)
     })
 }
 

@@ -21,6 +21,7 @@ use utoipa::ToSchema;
 use crate::actors::annealer::AnnealerStatus;
 use crate::actors::hub::RunCounts;
 use crate::db::{self, Backend};
+use crate::orchestrator::AnnealStatus;
 
 /// `view` as a JSON value: its keys, and those of everything in it, sorted.
 pub fn sorted<T: Serialize>(view: &T) -> Value {
@@ -411,7 +412,7 @@ impl RunDetail {
 // Sent through `sorted`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AnnealView {
-    /// Nothing is todo or in transition.
+    /// Nothing is todo or in transition, and no run is queued or running.
     pub settled: bool,
     /// Every noderole state, with 0 for the empty ones.
     pub counts: BTreeMap<&'static str, i64>,
@@ -420,22 +421,17 @@ pub struct AnnealView {
 }
 
 impl AnnealView {
-    pub fn new(
-        counts: &[(NoderoleState, i64)],
-        settled: bool,
-        annealer: AnnealerStatus,
-        runs: RunCounts,
-    ) -> Self {
+    pub fn new(status: &AnnealStatus) -> Self {
         let mut by_state: BTreeMap<&'static str, i64> =
             NoderoleState::iter().map(|s| (s.as_str(), 0)).collect();
-        for (s, n) in counts {
+        for (s, n) in &status.counts {
             by_state.insert(s.as_str(), *n);
         }
         Self {
-            settled,
+            settled: status.settled,
             counts: by_state,
-            annealer,
-            runs,
+            annealer: status.annealer.clone(),
+            runs: status.runs,
         }
     }
 }

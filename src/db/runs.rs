@@ -3,8 +3,8 @@
 
 use entity::run;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement,
 };
 
 use super::{now, RepoError, RepoResult};
@@ -95,6 +95,14 @@ pub async fn all_queued<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<run::Model
 
 /// Marks a queued run running and returns it; `None` when it was not
 /// queued any more. One statement (`RETURNING`), as runs start often.
+/// How many runs are queued or running.
+pub async fn count_unfinished<C: ConnectionTrait>(db: &C) -> RepoResult<u64> {
+    Ok(run::Entity::find()
+        .filter(run::Column::State.is_in([RunState::Queued, RunState::Running]))
+        .count(db)
+        .await?)
+}
+
 pub async fn mark_running<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<Option<run::Model>> {
     Ok(run::Entity::update_many()
         .col_expr(run::Column::State, RunState::Running.into())

@@ -9,6 +9,7 @@ use actix::prelude::*;
 use sea_orm::DatabaseConnection;
 use tokio::process::Command;
 
+use crate::actors::event_bus::Heard;
 use crate::actors::trace::TraceRecorder;
 use crate::db::{nodes, Key};
 use crate::domain::facts::RebootScheduled;
@@ -46,10 +47,10 @@ impl Actor for PowerDriver {
     type Context = Context<Self>;
 }
 
-impl Handler<Fact> for PowerDriver {
+impl Handler<Heard> for PowerDriver {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, _: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, held }: Heard, _: &mut Self::Context) {
         let Fact::RebootScheduled(reboot) = fact else {
             return;
         };
@@ -57,6 +58,8 @@ impl Handler<Fact> for PowerDriver {
         let command = self.command.clone();
         let trace = self.trace.clone();
         self.shutdown.spawn_local(async move {
+            // Done with the fact once this ends, not when the handler returns.
+            let _held = held;
             tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
             trace.record("PowerDriver", "Machine", "PowerCycle", &reboot.node, "");
             match cycle(&db, &command, &reboot).await {

@@ -13,6 +13,7 @@ use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use super::{rerun_all, wrote_files};
+use crate::actors::event_bus::Heard;
 use crate::db::{hosts, networks};
 use crate::domain::Fact;
 use crate::jigs::{Jig, JigContext, JigResult};
@@ -79,10 +80,10 @@ impl Actor for DhcpDatabaseRole {
     type Context = Context<Self>;
 }
 
-impl Handler<Fact> for DhcpDatabaseRole {
+impl Handler<Heard> for DhcpDatabaseRole {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, held }: Heard, ctx: &mut Self::Context) {
         let Fact::BootenvChanged(changed) = fact else {
             return;
         };
@@ -99,6 +100,8 @@ impl Handler<Fact> for DhcpDatabaseRole {
         ctx.wait(
             shutdown
                 .track(async move {
+                // Done with the fact once this ends, not when the handler returns.
+                let _held = held;
                 let node = changed.node.clone();
                 let to = changed.to.clone();
                 let result = rerun_all(

@@ -11,6 +11,7 @@ use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
 use super::{rerun_all, wrote_files};
+use crate::actors::event_bus::Heard;
 use crate::db::{hosts, networks};
 use crate::domain::Fact;
 use crate::jigs::{Jig, JigContext, JigResult};
@@ -74,10 +75,10 @@ impl Actor for DnsDatabaseRole {
     type Context = Context<Self>;
 }
 
-impl Handler<Fact> for DnsDatabaseRole {
+impl Handler<Heard> for DnsDatabaseRole {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, held }: Heard, ctx: &mut Self::Context) {
         let Fact::NodeCreated(created) = fact else {
             return;
         };
@@ -93,6 +94,8 @@ impl Handler<Fact> for DnsDatabaseRole {
         ctx.wait(
             shutdown
                 .track(async move {
+                    // Done with the fact once this ends, not when the handler returns.
+                    let _held = held;
                     if let Err(e) = rerun_all(
                         &orchestrator,
                         "DnsDatabaseRole",

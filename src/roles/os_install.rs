@@ -20,6 +20,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::future::BoxFuture;
 
+use crate::actors::event_bus::Heard;
 use crate::db::nodes::NodeChange;
 use crate::db::{bootenvs, noderoles, nodes, Key};
 use crate::domain::facts::{NoderoleStateChanged, RebootScheduled};
@@ -92,10 +93,10 @@ impl Actor for OsInstallRole {
     type Context = Context<Self>;
 }
 
-impl Handler<Fact> for OsInstallRole {
+impl Handler<Heard> for OsInstallRole {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, held }: Heard, ctx: &mut Self::Context) {
         let Fact::NoderoleStateChanged(changed) = fact else {
             return;
         };
@@ -114,6 +115,8 @@ impl Handler<Fact> for OsInstallRole {
         ctx.wait(
             shutdown
                 .track(async move {
+                // Done with the fact once this ends, not when the handler returns.
+                let _held = held;
                 if let Err(e) = on_active(&orchestrator, &changed).await {
                     tracing::error!(error = %e, node = %changed.node, "os-install on_active failed");
                 }
@@ -275,10 +278,10 @@ impl Handler<Rearm> for InstallWatchdog {
     }
 }
 
-impl Handler<Fact> for InstallWatchdog {
+impl Handler<Heard> for InstallWatchdog {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, ctx: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, .. }: Heard, ctx: &mut Self::Context) {
         match fact {
             Fact::RebootScheduled(reboot) => self.arm(reboot, ctx),
             Fact::NodeAliveChanged(changed) if changed.alive => {

@@ -15,6 +15,7 @@ use dhcproto::{Decodable, Encodable};
 use sea_orm::DatabaseConnection;
 use tokio::net::UdpSocket;
 
+use crate::actors::event_bus::Heard;
 use crate::actors::trace::TraceRecorder;
 use crate::db::{nodes, Key};
 use crate::domain::Fact;
@@ -58,10 +59,10 @@ impl Actor for Simulator {
     type Context = Context<Self>;
 }
 
-impl Handler<Fact> for Simulator {
+impl Handler<Heard> for Simulator {
     type Result = ();
 
-    fn handle(&mut self, fact: Fact, _: &mut Self::Context) {
+    fn handle(&mut self, Heard { fact, held }: Heard, _: &mut Self::Context) {
         let Fact::RebootScheduled(reboot) = fact else {
             return;
         };
@@ -73,6 +74,8 @@ impl Handler<Fact> for Simulator {
             node: reboot.node.clone(),
         };
         self.shutdown.spawn_local(async move {
+            // Done with the fact once this ends, not when the handler returns.
+            let _held = held;
             tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
             if let Err(e) = machine.power_cycle().await {
                 tracing::warn!(node = %machine.node, error = %e, "simulated machine gave up");

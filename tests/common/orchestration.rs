@@ -1,11 +1,11 @@
 //! Fixtures for orchestration tests: roles, nodes, waiting for the cluster
 //! to settle, and the run table read back as intervals.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kiln::db::nodes::{NewInterface, NewNode};
 use kiln::db::roles::{JigKind, RoleSpec};
-use kiln::db::{noderoles, roles, runs, Key};
+use kiln::db::{roles, runs, Key};
 use kiln::domain::{NoderoleState, RunState};
 use kiln::orchestrator::Orchestrator;
 use sea_orm::DatabaseConnection;
@@ -43,37 +43,16 @@ pub async fn add_node(orch: &Orchestrator, name: &str, index: u32, admin: bool) 
     view.node.id
 }
 
-/// Waits until nothing is todo or transition and no run is queued or
-/// running; returns the counts by state. Panics after `timeout`.
-pub async fn settle(db: &DatabaseConnection, timeout: Duration) -> Vec<(NoderoleState, i64)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let counts = noderoles::count_by_state(db).await.expect("counts");
-        let busy = kiln::domain::anneal::work_remains(&counts);
-        let pending = !runs::all_queued(db).await.expect("queued").is_empty()
-            || !runs::list(
-                db,
-                &runs::RunFilter {
-                    state: Some(RunState::Running),
-                    limit: 1,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("running")
-            .is_empty();
-        if !busy && !pending {
-            // Let hooks fired by the last facts queue their runs, then re-check.
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            if runs::all_queued(db).await.expect("queued").is_empty() {
-                return counts;
-            }
+/// Waits until kiln has settled (`Orchestrator::settled`: nothing todo or
+/// in transition, no run queued or running, no fact on its way to a hook);
+/// returns the counts by state. Panics after `timeout`, with the counts.
+pub async fn settle(orch: &Orchestrator, timeout: Duration) -> Vec<(NoderoleState, i64)> {
+    match tokio::time::timeout(timeout, orch.settled()).await {
+        Ok(status) => status.expect("anneal status").counts,
+        Err(_) => {
+            let status = orch.anneal_status().await.expect("anneal status");
+            panic!("cluster did not settle in {timeout:?}: {status:?}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "cluster did not settle in {timeout:?}: {counts:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
