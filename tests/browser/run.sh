@@ -28,6 +28,7 @@ done
 
 echo "tests/browser: building kiln"
 cargo build --quiet --bin kiln
+kiln="${CARGO_TARGET_DIR:-$repo/target}/debug/kiln"
 
 if [[ ! -d "$here/node_modules/playwright-core" || "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]]; then
   echo "tests/browser: npm ci"
@@ -64,8 +65,8 @@ export KILN_SIM__REBOOT_DELAY_MS="${KILN_SIM__REBOOT_DELAY_MS:-500}"
 export KILN_SIM__INSTALL_MS="${KILN_SIM__INSTALL_MS:-500}"
 serve_args=(serve --cluster config/clusters/seed.toml --simulate)
 
-target/debug/kiln apply "$here/roles.toml" >"$work/apply.log"
-target/debug/kiln "${serve_args[@]}" >"$work/kiln.log" 2>&1 &
+"$kiln" apply "$here/roles.toml" >"$work/apply.log"
+"$kiln" "${serve_args[@]}" >"$work/kiln.log" 2>&1 &
 kiln_pid=$!
 
 url="http://127.0.0.1:$port"
