@@ -10,7 +10,7 @@ use dashmap::DashMap;
 use entity::run;
 use sea_orm::DatabaseTransaction;
 
-use super::hub::{Change, Hub};
+use super::hub::{persistently, Change, Hub};
 use super::node::{named_tickets, EnqueueRun, NodeActor, Ticket};
 use crate::domain::{DomainResult, Effects};
 
@@ -97,14 +97,18 @@ impl Dispatch {
         addr.do_send(EnqueueRun(ticket));
     }
 
-    /// The node's actor, started (supervised) on first use.
+    /// The node's actor, started (supervised) on first use; `None` once the
+    /// node is gone (or kiln stops while the database is away).
     async fn node_actor(&self, node_id: i64) -> Option<Addr<NodeActor>> {
         if let Some(addr) = self.nodes.get(&node_id) {
             return Some(addr.clone());
         }
-        let node = crate::db::nodes::get(&self.hub.db, &crate::db::Key::Id(node_id))
-            .await
-            .ok()?;
+        let hub = &self.hub;
+        let node = persistently("finding a run's node", &hub.shutdown, || async move {
+            Ok(crate::db::nodes::get(&hub.db, &crate::db::Key::Id(node_id)).await?)
+        })
+        .await
+        .ok()?;
         Some(self.start_node_actor(node.id, &node.name, Vec::new()))
     }
 

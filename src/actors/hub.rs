@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::BoxFuture;
@@ -127,12 +128,13 @@ impl Hub {
 
     /// [`Self::commit`] for a change that must happen: a run that executed
     /// must be recorded, a hook's re-run must be queued. A database fault
-    /// is retried until it passes, so `change` may run more than once.
+    /// is retried until it passes or kiln stops (see [`persistently`]), so
+    /// `change` may run more than once.
     pub async fn commit_retrying<T, F>(&self, what: &str, change: F) -> DomainResult<(T, Effects)>
     where
         F: for<'c> Fn(&'c DatabaseTransaction) -> Change<'c, T>,
     {
-        persistently(what, || self.commit(&change)).await
+        persistently(what, &self.shutdown, || self.commit(&change)).await
     }
 
     /// Publishes facts and wakes the annealer: the effects of a change that
@@ -158,27 +160,103 @@ impl Hub {
     }
 }
 
-/// Retries a database step that failed for a passing reason (a lost
-/// connection, a busy database, a deadlock PostgreSQL broke): a run that
-/// executed must be recorded, or its noderole would stay in transition, and
-/// a hook's re-run must be queued, or the DHCP answers would lag behind.
-pub async fn persistently<T, F, Fut>(what: &str, mut step: F) -> Result<T, DomainError>
+/// The first wait before a failed database step is tried again; each
+/// further failure doubles it, up to [`LONGEST_RETRY_WAIT`].
+const FIRST_RETRY_WAIT: Duration = Duration::from_millis(20);
+
+/// The longest wait between two tries, so a step goes through within
+/// about this long of the database being back.
+const LONGEST_RETRY_WAIT: Duration = Duration::from_millis(500);
+
+/// Retries a database step that failed for a passing reason (the database
+/// restarting or down, a lost connection, a busy database, a deadlock
+/// PostgreSQL broke) with backoff, for as long as it takes: a run that
+/// executed must be recorded, or its noderole would stay in transition; a
+/// run's start and context must be read, or the run would fail for no
+/// fault of its jig; a hook's re-run must be queued, or the DHCP answers
+/// would lag behind. Only `shutdown` ends the retries (returning the last
+/// failure): the next start picks the work up again.
+pub async fn persistently<T, F, Fut>(
+    what: &str,
+    shutdown: &Shutdown,
+    mut step: F,
+) -> Result<T, DomainError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, DomainError>>,
 {
-    let mut delay = std::time::Duration::from_millis(20);
-    let mut attempt = 0;
+    let mut wait = FIRST_RETRY_WAIT;
+    let mut attempt: u64 = 0;
     loop {
-        match step().await {
-            Ok(value) => return Ok(value),
-            Err(DomainError::Repo(crate::db::RepoError::Database(e))) if attempt < 30 => {
-                attempt += 1;
-                tracing::warn!(error = %e, attempt, "{what} failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(std::time::Duration::from_secs(2));
-            }
-            Err(e) => return Err(e),
+        let fault = match step().await {
+            Err(DomainError::Repo(RepoError::Database(fault))) => fault,
+            done => return done,
+        };
+        attempt += 1;
+        if shutdown.is_stopping() {
+            return Err(RepoError::Database(fault).into());
         }
+        tracing::warn!(error = %fault, attempt, "{what} failed; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.stopping() => return Err(RepoError::Database(fault).into()),
+        }
+        wait = (wait * 2).min(LONGEST_RETRY_WAIT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault() -> DomainError {
+        let gone = sea_orm::RuntimeErr::Internal("connection refused".into());
+        RepoError::Database(sea_orm::DbErr::Conn(gone)).into()
+    }
+
+    #[tokio::test]
+    async fn a_database_fault_is_retried_until_it_passes() {
+        let mut tries = 0;
+        let result = persistently("a step", &Shutdown::default(), || {
+            tries += 1;
+            let failing = tries <= 5;
+            async move {
+                if failing {
+                    Err(fault())
+                } else {
+                    Ok(tries)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn any_other_failure_comes_back_at_once() {
+        let mut tries = 0;
+        let result: Result<(), _> = persistently("a step", &Shutdown::default(), || {
+            tries += 1;
+            async { Err(DomainError::StateConflict("no".into())) }
+        })
+        .await;
+        assert!(matches!(result, Err(DomainError::StateConflict(_))));
+        assert_eq!(tries, 1);
+    }
+
+    #[tokio::test]
+    async fn stopping_ends_the_retries() {
+        let shutdown = Shutdown::default();
+        let stopper = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stopper.stop().await;
+        });
+        let result: Result<(), _> =
+            persistently("a step", &shutdown, || async { Err(fault()) }).await;
+        assert!(matches!(
+            result,
+            Err(DomainError::Repo(RepoError::Database(_)))
+        ));
     }
 }

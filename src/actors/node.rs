@@ -11,7 +11,7 @@ use tracing::Instrument;
 use super::hub::{persistently, Hub};
 use super::in_flight::Held;
 use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
-use crate::db::{noderoles, runs};
+use crate::db::{noderoles, runs, RepoError};
 use crate::domain::anneal::queued_by_annealer;
 use crate::domain::outcome::{finish_run, start_annealed_run, start_run, JigResult};
 use crate::domain::{merge_json, DomainError, Effects};
@@ -233,8 +233,12 @@ impl Handler<SlotGranted> for NodeActor {
         ctx.spawn(
             shutdown
                 .track(async move {
-                    if let Err(e) = execute(&hub, &node, &ticket).await {
-                        tracing::error!(error = %e, "run could not be recorded");
+                    match execute(&hub, &node, &ticket).await {
+                        Ok(()) => {}
+                        Err(e) if hub.shutdown.is_stopping() => {
+                            tracing::info!(error = %e, "kiln stopped before the run was recorded; the next start runs it again");
+                        }
+                        Err(e) => tracing::error!(error = %e, "run could not be recorded"),
                     }
                     hub.trace.record(
                         "NodeActor",
@@ -266,7 +270,9 @@ impl Handler<RunDone> for NodeActor {
 
 /// Starts, executes and records one run. What the jig reports having
 /// done (its facts) is published with the run's own facts, after its
-/// result committed.
+/// result committed. Every database step is retried until it passes, so
+/// only the jig's own failure fails the run; a stopping kiln leaves the run
+/// for the next start to queue again.
 async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
     // The start and the read of the run's context are independent; the
     // run holds one of the global slots while it waits, so both go out at
@@ -288,6 +294,7 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
                 () = hub.shutdown.stopping() => return Ok(()),
             }
         }
+        Err(e @ DomainError::Repo(RepoError::Database(_))) => return Err(e),
         Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
     let jig_facts = std::mem::take(&mut result.facts);
@@ -309,7 +316,10 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
 async fn start(hub: &Arc<Hub>, ticket: &Ticket) -> Result<Option<Effects>, DomainError> {
     let run_id = ticket.run_id;
     if ticket.annealed {
-        return persistently("starting a run", || start_annealed_run(&hub.db, run_id)).await;
+        return persistently("starting a run", &hub.shutdown, || {
+            start_annealed_run(&hub.db, run_id)
+        })
+        .await;
     }
     let (started, _) = hub
         .commit_retrying("starting a run", |txn| {
@@ -320,11 +330,14 @@ async fn start(hub: &Arc<Hub>, ticket: &Ticket) -> Result<Option<Effects>, Domai
 }
 
 /// Reads the run's noderole, role, node and data now, when it starts, in
-/// one query.
+/// one query, retried through database faults (see [`persistently`]).
 async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, DomainError> {
-    let row = noderoles::run_context(&hub.db, ticket.noderole_id)
-        .await?
-        .ok_or_else(|| crate::db::RepoError::not_found("noderole", ticket.noderole_id))?;
+    let noderole_id = ticket.noderole_id;
+    let row = persistently("loading a run's context", &hub.shutdown, || async move {
+        Ok(noderoles::run_context(&hub.db, noderole_id).await?)
+    })
+    .await?
+    .ok_or_else(|| RepoError::not_found("noderole", noderole_id))?;
     let mut data = row.role.data.clone();
     if !data.is_object() {
         data = serde_json::json!({});
@@ -341,9 +354,13 @@ async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, Dom
     })
 }
 
-/// The node's queued runs from the run table, in queue order.
+/// The node's queued runs from the run table, in queue order (empty only
+/// when kiln stops before the database answers).
 async fn rebuild_queue(hub: &Arc<Hub>, node_id: i64) -> Vec<Ticket> {
-    let queued = match runs::queued_of_node(&hub.db, node_id).await {
+    let read = persistently("rebuilding a node's queue", &hub.shutdown, || async {
+        Ok(runs::queued_of_node(&hub.db, node_id).await?)
+    });
+    let queued = match read.await {
         Ok(q) => q,
         Err(e) => {
             tracing::error!(error = %e, node_id, "cannot rebuild node queue");

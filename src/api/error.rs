@@ -97,6 +97,9 @@ impl From<RepoError> for ApiError {
                 field: Some(field.clone()),
                 message: err.to_string(),
             },
+            RepoError::Database(_) if err.is_unavailable() => {
+                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            }
             RepoError::Database(e) => ApiError::Internal(e.to_string()),
         }
     }

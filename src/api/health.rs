@@ -6,13 +6,13 @@ use super::views::{sorted, HealthView};
 use super::ApiError;
 use super::AppState;
 
-/// `GET /health`: 200 with the backend name when the database answers.
+/// `GET /health`: 200 with the backend name when the database answers,
+/// 503 `unavailable` while it does not.
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .db
-        .ping()
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    state.db.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "health check: the database does not answer");
+        ApiError::Unavailable("the database does not answer".into())
+    })?;
     Ok(HttpResponse::Ok().json(sorted(&HealthView::ok(state.backend))))
 }

@@ -95,11 +95,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .max_connections(max_connections)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(8))
-        // A ping on every acquire doubles the round trips of a statement
-        // run outside a transaction; only a connection idle long enough to
-        // have been dropped by a firewall or a restart is tested first (a
-        // failure in between is retried by `actors::runtime::persistently`).
-        .test_before_acquire_if_idle_for(Duration::from_secs(30))
+        // A PostgreSQL restart leaves every pooled connection dead. Each is
+        // pinged before it is handed out, so the pool drops the dead ones at
+        // once instead of failing one request with each; the ping costs a
+        // round trip per transaction. A SQLite file has no server to lose.
+        .test_before_acquire(!sqlite)
         .sqlx_logging(false);
     let db = Database::connect(options)
         .await

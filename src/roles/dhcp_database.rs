@@ -12,7 +12,7 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
-use super::{rerun_all, wrote_files};
+use super::{read_persistently, rerun_all, wrote_files};
 use crate::actors::event_bus::Heard;
 use crate::db::{hosts, networks};
 use crate::domain::Fact;
@@ -20,6 +20,7 @@ use crate::jigs::{Jig, JigContext, JigResult};
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::dhcp::DhcpTable;
 use crate::provisioner::export::{dnsmasq_hosts, isc_hosts, write_if_changed};
+use crate::shutdown::Shutdown;
 
 /// The role's name.
 pub const DHCP_DATABASE: &str = "provisioner-dhcp-database";
@@ -28,6 +29,8 @@ pub const DHCP_DATABASE: &str = "provisioner-dhcp-database";
 pub struct DhcpDatabaseJig {
     pub db: DatabaseConnection,
     pub export_dir: PathBuf,
+    /// Ends the retries of its database reads (see `read_persistently`).
+    pub shutdown: Shutdown,
     pub boot_url: String,
     /// kiln's own DHCP server's table, reloaded so answers follow bootenvs.
     pub table: Option<Arc<DhcpTable>>,
@@ -37,13 +40,18 @@ impl Jig for DhcpDatabaseJig {
     fn run(&self, _: JigContext) -> BoxFuture<'static, JigResult> {
         let db = self.db.clone();
         let dir = self.export_dir.clone();
+        let shutdown = self.shutdown.clone();
         let boot_url = self.boot_url.clone();
         let table = self.table.clone();
         Box::pin(async move {
             let result = async {
-                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
+                let hosts =
+                    read_persistently("reading the hosts", &shutdown, || hosts::list(&db)).await?;
                 if let Some(table) = &table {
-                    let networks = networks::list(&db).await.map_err(|e| e.detail())?;
+                    let networks = read_persistently("reading the networks", &shutdown, || {
+                        networks::list(&db)
+                    })
+                    .await?;
                     table.replace(hosts.clone(), networks);
                 }
                 let mut written = Vec::new();

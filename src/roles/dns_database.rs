@@ -10,13 +10,14 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 use sea_orm::DatabaseConnection;
 
-use super::{rerun_all, wrote_files};
+use super::{read_persistently, rerun_all, wrote_files};
 use crate::actors::event_bus::Heard;
 use crate::db::{hosts, networks};
 use crate::domain::Fact;
 use crate::jigs::{Jig, JigContext, JigResult};
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::export::{forward_zone, reverse_origin, reverse_zone, write_zone};
+use crate::shutdown::Shutdown;
 
 /// The role's name.
 pub const DNS_DATABASE: &str = "provisioner-dns-database";
@@ -25,16 +26,22 @@ pub const DNS_DATABASE: &str = "provisioner-dns-database";
 pub struct DnsDatabaseJig {
     pub db: DatabaseConnection,
     pub export_dir: PathBuf,
+    /// Ends the retries of its database reads (see `read_persistently`).
+    pub shutdown: Shutdown,
 }
 
 impl Jig for DnsDatabaseJig {
     fn run(&self, _: JigContext) -> BoxFuture<'static, JigResult> {
         let db = self.db.clone();
         let dir = self.export_dir.clone();
+        let shutdown = self.shutdown.clone();
         Box::pin(async move {
             let result = async {
-                let hosts = hosts::list(&db).await.map_err(|e| e.detail())?;
-                let nets = networks::list(&db).await.map_err(|e| e.detail())?;
+                let hosts =
+                    read_persistently("reading the hosts", &shutdown, || hosts::list(&db)).await?;
+                let nets =
+                    read_persistently("reading the networks", &shutdown, || networks::list(&db))
+                        .await?;
                 let mut written = Vec::new();
                 for net in nets.iter().filter(|n| !n.domain.is_empty()) {
                     let ns = net.router.clone().unwrap_or_else(|| "127.0.0.1".into());

@@ -21,13 +21,15 @@ pub use os_install::{
     InstallWatchdog, OsInstallJig, OsInstallRole, DEFAULT_TARGET_OS, OS_INSTALL, REBOOT_WALL_KEY,
 };
 
-use crate::db::{noderoles, roles, Key};
+use crate::actors::hub::persistently;
+use crate::db::{noderoles, roles, Key, RepoError, RepoResult};
 use crate::domain::anneal::queue_hook_run;
 use crate::domain::{DomainError, Effects};
 use crate::jigs::{Jig, JigResult};
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::dhcp::DhcpTable;
 use crate::provisioner::sightings::Sightings;
+use crate::shutdown::Shutdown;
 
 /// What kiln's roles' jigs need from the running kiln.
 pub struct RoleSettings<'a> {
@@ -38,6 +40,8 @@ pub struct RoleSettings<'a> {
     /// kiln's own DHCP server's table, when it runs one.
     pub dhcp_table: Option<Arc<DhcpTable>>,
     pub reboot_delay_ms: u64,
+    /// What ends a jig's retries of a database read.
+    pub shutdown: &'a Shutdown,
 }
 
 /// The builtin jigs of kiln's roles, by role name.
@@ -56,6 +60,7 @@ pub fn builtin_jigs(settings: RoleSettings<'_>) -> Vec<(String, Arc<dyn Jig>)> {
                 export_dir: settings.export_dir.to_path_buf(),
                 boot_url: settings.boot_url.to_string(),
                 table: settings.dhcp_table,
+                shutdown: settings.shutdown.clone(),
             }),
         ),
         (
@@ -63,6 +68,7 @@ pub fn builtin_jigs(settings: RoleSettings<'_>) -> Vec<(String, Arc<dyn Jig>)> {
             Arc::new(DnsDatabaseJig {
                 db: settings.db.clone(),
                 export_dir: settings.export_dir.to_path_buf(),
+                shutdown: settings.shutdown.clone(),
             }),
         ),
     ]
@@ -109,8 +115,10 @@ async fn rerun_all(
             let seq = orchestrator.queue_seq();
             let (role, reason, update) = (role.to_string(), reason.to_string(), update.clone());
             Box::pin(async move {
-                let Ok(role) = roles::get(txn, &Key::Name(role)).await else {
-                    return Ok(((), Effects::default()));
+                let role = match roles::get(txn, &Key::Name(role)).await {
+                    Ok(role) => role,
+                    Err(RepoError::NotFound { .. }) => return Ok(((), Effects::default())),
+                    Err(e) => return Err(e.into()),
                 };
                 let mut effects = Effects::default();
                 for nr in noderoles::of_role(txn, role.id).await? {
@@ -126,6 +134,25 @@ async fn rerun_all(
             })
         })
         .await
+}
+
+/// A database read a jig needs, retried through database faults (see
+/// [`persistently`]): the database being away is not the jig's failure.
+/// A failure that is not a fault comes back as the jig's error.
+async fn read_persistently<T, F, Fut>(what: &str, shutdown: &Shutdown, read: F) -> Result<T, String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = RepoResult<T>>,
+{
+    persistently(what, shutdown, || {
+        let reading = read();
+        async move { Ok(reading.await?) }
+    })
+    .await
+    .map_err(|e| match e {
+        DomainError::Repo(repo) => repo.detail(),
+        other => other.to_string(),
+    })
 }
 
 /// The result of a jig that rewrites files: which it wrote, or why it

@@ -21,6 +21,7 @@ use actix::prelude::*;
 use futures::future::BoxFuture;
 
 use crate::actors::event_bus::Heard;
+use crate::actors::hub::persistently;
 use crate::db::nodes::NodeChange;
 use crate::db::{bootenvs, noderoles, nodes, Key};
 use crate::domain::facts::{NoderoleStateChanged, RebootScheduled};
@@ -132,7 +133,7 @@ async fn on_active(
 ) -> Result<(), DomainError> {
     let (noderole_id, node_id) = (changed.noderole_id, changed.node_id);
     orchestrator
-        .transact("OsInstallRole", move |txn| {
+        .transact_retrying("OsInstallRole", "os-install on_active", move |txn| {
             Box::pin(async move {
                 let nr = noderoles::get(txn, noderole_id).await?;
                 let node = nodes::get(txn, &Key::Id(node_id)).await?;
@@ -201,10 +202,14 @@ impl InstallWatchdog {
             }
             let sightings = watchdog.sightings.clone();
             let timeout = watchdog.timeout;
+            let stopping = shutdown.clone();
             ctx.spawn(
                 shutdown
                     .track(async move {
-                        if let Err(e) = expire(&orchestrator, &sightings, &reboot, timeout).await {
+                        let expired = persistently("expiring an install deadline", &stopping, || {
+                            expire(&orchestrator, &sightings, &reboot, timeout)
+                        });
+                        if let Err(e) = expired.await {
                             tracing::error!(node = %reboot.node, error = %e, "install watchdog failed");
                         }
                     })
@@ -250,10 +255,16 @@ impl Actor for InstallWatchdog {
     fn started(&mut self, ctx: &mut Self::Context) {
         let orchestrator = self.orchestrator.clone();
         let shutdown = orchestrator.shutdown().clone();
+        let stopping = shutdown.clone();
         let timeout = self.timeout;
         ctx.spawn(
             shutdown
-                .track(async move { owed_returns(&orchestrator, timeout).await })
+                .track(async move {
+                    persistently("reading the reboots machines owe", &stopping, || async {
+                        Ok(owed_returns(&orchestrator, timeout).await?)
+                    })
+                    .await
+                })
                 .into_actor(self)
                 .map(|owed, _, ctx| match owed {
                     Ok(owed) => ctx.notify(Rearm(owed)),
