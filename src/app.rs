@@ -103,6 +103,9 @@ impl Application {
             }
             let (report, _) = cluster::apply(&db, &file, false).await?;
             let path = cluster.map(|p| p.display().to_string()).unwrap_or_default();
+            for warning in &report.warnings {
+                tracing::warn!(file = %path, "{warning}");
+            }
             tracing::info!(
                 file = %path,
                 created = report.created.len(),
@@ -302,6 +305,9 @@ pub async fn apply(
         parsed = cluster::with_builtin_roles(parsed)?;
     }
     let (report, _) = cluster::apply(&db, &parsed, dry_run).await?;
+    for warning in &report.warnings {
+        tracing::warn!(file = %file.display(), "{warning}");
+    }
     Ok(report)
 }
 

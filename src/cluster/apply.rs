@@ -6,6 +6,7 @@ use std::path::Path;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::file::{to_json, ClusterFile, RoleDef};
+use super::validate::{self, Known, KnownInterface};
 use super::ClusterError;
 use crate::db::bootenvs::{self, BootenvSpec};
 use crate::db::networks::{self, NetworkSpec};
@@ -21,6 +22,8 @@ pub struct ApplyReport {
     pub created: Vec<String>,
     pub changed: Vec<String>,
     pub unchanged: Vec<String>,
+    /// What was applied but deserves a look, each naming file and line.
+    pub warnings: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -47,6 +50,9 @@ impl ApplyReport {
         for c in &self.unchanged {
             out.push_str(&format!("unchanged {c}\n"));
         }
+        for w in &self.warnings {
+            out.push_str(&format!("warning   {w}\n"));
+        }
         out.push_str(&format!(
             "{}{} created, {} changed, {} unchanged\n",
             if self.dry_run { "dry run: " } else { "" },
@@ -67,6 +73,7 @@ impl Ctx<'_> {
     fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> ClusterError {
         ClusterError::Invalid {
             file: self.file.clone(),
+            line: None,
             field: field.into(),
             reason: reason.into(),
         }
@@ -108,7 +115,9 @@ pub async fn apply(
         .begin()
         .await
         .map_err(|e| ctx.repo("database", e.into()))?;
+    let known = known(&txn).await.map_err(|e| ctx.repo("database", e))?;
     let mut report = ApplyReport {
+        warnings: validate::check(file, &known)?,
         dry_run,
         ..Default::default()
     };
@@ -300,6 +309,37 @@ pub async fn apply(
         .await
         .map_err(|e| ctx.repo("database", e.into()))?;
     Ok((report, effects))
+}
+
+/// What the file is checked against, read in the applying transaction.
+async fn known<C: sea_orm::ConnectionTrait>(txn: &C) -> Result<Known, RepoError> {
+    Ok(Known {
+        networks: networks::list(txn)
+            .await?
+            .into_iter()
+            .map(|n| (n.name, n.subnet))
+            .collect(),
+        interfaces: nodes::all_interfaces(txn)
+            .await?
+            .into_iter()
+            .map(|(node, mac, ip)| KnownInterface { node, mac, ip })
+            .collect(),
+        roles: roles::list(txn)
+            .await?
+            .into_iter()
+            .map(|r| (r.role.name, r.role.jig))
+            .collect(),
+        bootenvs: bootenvs::list(txn)
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect(),
+        nodes: nodes::all_names(txn)
+            .await?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect(),
+    })
 }
 
 fn role_spec(ctx: &Ctx<'_>, r: &RoleDef) -> Result<RoleSpec, ClusterError> {

@@ -340,6 +340,24 @@ pub async fn all_names<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(i64, Strin
         .await?)
 }
 
+/// Every interface as (node name, MAC, address), in interface order, in
+/// two queries: what a cluster file's new interfaces must not collide with.
+pub async fn all_interfaces<C: ConnectionTrait>(
+    db: &C,
+) -> RepoResult<Vec<(String, String, Option<String>)>> {
+    let names: HashMap<i64, String> = all_names(db).await?.into_iter().collect();
+    Ok(interface::Entity::find()
+        .order_by_asc(interface::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let node = names.get(&i.node_id).cloned().unwrap_or_default();
+            (node, i.mac, i.ip)
+        })
+        .collect())
+}
+
 /// Issues a node a fresh token (stored as a hash) and returns it.
 pub async fn rotate_token<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<String> {
     let token = new_token();
