@@ -412,3 +412,28 @@ fn addresses_without_any_network_are_a_warning() {
         "{warnings:?}"
     );
 }
+
+on_both_databases!(
+    binding_nodes_that_are_not_alive_is_a_warning,
+    |backend| async move {
+        let test_db = TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let file = cluster::with_builtin_roles(
+            cluster::parse(
+                "[[role]]\nname = \"burnin\"\njig = \"noop\"\n\n[[node]]\nname = \"m1\"\n\n[[node]]\nname = \"m2\"\nalive = true\n\n[[deployment]]\nname = \"d\"\ncommit = true\nbindings = [{ role = \"burnin\", nodes = [\"m1\", \"m2\"] }]\n",
+                Path::new("newcomer.toml"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let (report, _) = cluster::apply(&db, &file, false).await.unwrap();
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        let warning = &report.warnings[0];
+        assert!(
+            warning.starts_with("newcomer.toml: line 15: deployment d bindings[0]")
+                && warning.contains("role burnin is bound to a node not alive (m1)"),
+            "{warning}"
+        );
+        assert!(report.render().contains(&format!("warning   {warning}")));
+    }
+);

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::file::{to_json, ClusterFile, RoleDef};
+use super::file::{to_json, ClusterFile, DeploymentDef, RoleDef};
 use super::validate::{self, Known, KnownInterface};
 use super::ClusterError;
 use crate::db::bootenvs::{self, BootenvSpec};
@@ -244,7 +244,8 @@ pub async fn apply(
             .await
             .map_err(|e| ctx.repo(&field, e))?;
         let mut changed = false;
-        for b in &d.bindings {
+        for (i, b) in d.bindings.iter().enumerate() {
+            let mut not_alive = Vec::new();
             let role = roles::get(&txn, &Key::Name(b.role.clone()))
                 .await
                 .map_err(|_| {
@@ -262,6 +263,9 @@ pub async fn apply(
                             format!("node `{node_name}` not found"),
                         )
                     })?;
+                if !node.alive {
+                    not_alive.push(node_name.as_str());
+                }
                 if noderoles::find(&txn, node.id, role.id, deployment.id)
                     .await
                     .map_err(|e| ctx.repo(&field, e))?
@@ -282,6 +286,9 @@ pub async fn apply(
                 .await
                 .map_err(|e| ctx.domain(format!("{field} binding {} on {node_name}", b.role), e))?;
                 changed = true;
+            }
+            if !not_alive.is_empty() {
+                report.warnings.push(not_alive_warning(d, i, &not_alive));
             }
         }
         if d.commit {
@@ -309,6 +316,24 @@ pub async fn apply(
         .await
         .map_err(|e| ctx.repo("database", e.into()))?;
     Ok((report, effects))
+}
+
+/// Bound noderoles of nodes that are not alive wait (the annealer starts
+/// nothing on them): a file's nodes start so unless they say `alive = true`.
+fn not_alive_warning(d: &DeploymentDef, binding: usize, nodes: &[&str]) -> String {
+    let index = binding.to_string();
+    let line =
+        d.at.line(&["bindings", &index, "nodes"])
+            .map(|l| format!("line {l}: "))
+            .unwrap_or_default();
+    format!(
+        "{}: {line}deployment {} bindings[{binding}]: role {} is bound to {} not alive ({}): its noderoles wait until the node is alive",
+        d.at.file,
+        d.name,
+        d.bindings[binding].role,
+        if nodes.len() == 1 { "a node" } else { "nodes" },
+        nodes.join(", ")
+    )
 }
 
 /// What the file is checked against, read in the applying transaction.
