@@ -7,21 +7,62 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dhcproto::v4::{DhcpOption, Message, OptionCode};
+use std::collections::HashMap;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::answer::{answer, Answer, BootContext};
+use super::answer::{answer, Answer, BootContext, Unanswered};
 use super::table::DhcpTable;
 use crate::provisioner::sightings::Sightings;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct DhcpStats {
+    /// Datagrams received.
     pub received: AtomicU64,
-    pub answered: AtomicU64,
+    /// Replies sent, by message type.
+    pub offers: AtomicU64,
+    pub acks: AtomicU64,
+    pub naks: AtomicU64,
+    /// Datagrams that were not DHCP (or whose reply could not be encoded).
     pub malformed: AtomicU64,
+}
+
+impl DhcpStats {
+    fn answered(&self, reply: &Message) {
+        let counter = match reply.opts().msg_type() {
+            Some(MessageType::Offer) => &self.offers,
+            Some(MessageType::Ack) => &self.acks,
+            Some(MessageType::Nak) => &self.naks,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Says once per machine, not once per packet, why a known machine gets
+/// no answer; said again only after it was answered or the reason changed.
+#[derive(Debug, Default)]
+struct UnansweredLog {
+    said: HashMap<String, Unanswered>,
+}
+
+impl UnansweredLog {
+    fn note(&mut self, mac: &str, outcome: &Answer) {
+        match &outcome.unanswered {
+            Some(why) if self.said.get(mac) != Some(why) => {
+                tracing::warn!(%mac, "dhcp: not answering {mac}: {why}");
+                self.said.insert(mac.to_string(), why.clone());
+            }
+            Some(_) => {}
+            None => {
+                self.said.remove(mac);
+            }
+        }
+    }
 }
 
 /// A running server: its address and counters.
@@ -78,6 +119,7 @@ async fn serve(
 ) {
     let server_port = socket.local_addr().map(|a| a.port()).unwrap_or(67);
     let mut buf = vec![0u8; 4096];
+    let mut unanswered = UnansweredLog::default();
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -91,6 +133,9 @@ async fn serve(
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        if let Some(mac) = super::answer::mac_of(&req) {
+            unanswered.note(&mac, &outcome);
+        }
         if let Some(machine) = outcome.new_machine {
             let _ = new_machines.send(machine);
         }
@@ -101,7 +146,7 @@ async fn serve(
         };
         let to = destination(&req, from, server_port);
         if socket.send_to(&bytes, to).await.is_ok() {
-            stats.answered.fetch_add(1, Ordering::Relaxed);
+            stats.answered(&reply);
             record_sighting(&sightings, &req, &reply);
         }
     }
