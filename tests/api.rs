@@ -58,6 +58,25 @@ on_both_databases!(nodes_crud_and_field_errors, |backend| async move {
     .await;
     assert_eq!(status, 409, "{err}");
     assert_eq!(err["error"]["code"], "conflict");
+    // Another machine with n1's address: named as a duplicate address, not
+    // as its (new) MAC.
+    let (status, err) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n9.lab.example",
+                "52:54:00:00:00:09",
+                "10.99.0.11",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(
+        err["error"]["message"], "interface address `10.99.0.11` already exists",
+        "{err}"
+    );
 
     let cases = [
         (
