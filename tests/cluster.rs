@@ -343,6 +343,21 @@ const INVALID: &[(&str, &str, &[&str])] = &[
         "[[node]]\nname = \"m1.lab.example\"\nbootenv = \"nowhere\"\n",
         &["line 3", "node m1.lab.example bootenv", "nowhere"],
     ),
+    (
+        "bootenv-kind.toml",
+        "[[bootenv]]\nname = \"b\"\nkind = \"floppy\"\n",
+        &["line 3", "bootenv b kind", "`floppy` is not `ipxe` or `local`"],
+    ),
+    (
+        "parent.toml",
+        "[[deployment]]\nname = \"d\"\nparent = \"nobody\"\n",
+        &["line 3", "deployment d parent", "nobody"],
+    ),
+    (
+        "digits.toml",
+        "[[node]]\nname = \"42\"\n",
+        &["line 2", "node 42", "all digits"],
+    ),
 ];
 
 on_both_databases!(

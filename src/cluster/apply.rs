@@ -364,6 +364,11 @@ async fn known<C: sea_orm::ConnectionTrait>(txn: &C) -> Result<Known, RepoError>
             .into_iter()
             .map(|(_, name)| name)
             .collect(),
+        deployments: deployments::list(txn)
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect(),
     })
 }
 

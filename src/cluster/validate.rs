@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use super::file::{to_json, At, ClusterFile};
 use super::ClusterError;
 use crate::db::nodes::normalise_mac;
-use crate::domain::JigKind;
+use crate::domain::{BootenvKind, JigKind};
 use crate::jigs::check_data;
 
 /// What the database holds that a file's definitions may refer to or
@@ -24,6 +24,7 @@ pub struct Known {
     pub roles: Vec<(String, JigKind)>,
     pub bootenvs: Vec<String>,
     pub nodes: Vec<String>,
+    pub deployments: Vec<String>,
 }
 
 /// An interface already stored, with its node's name.
@@ -40,7 +41,7 @@ pub struct KnownInterface {
 pub fn check(file: &ClusterFile, known: &Known) -> Result<Vec<String>, ClusterError> {
     let subnets = check_networks(file, known)?;
     check_roles(file, known)?;
-    no_duplicates(&file.bootenvs, "bootenv", |b| (&b.name, &b.at))?;
+    check_bootenvs(file)?;
     let warnings = check_nodes(file, known, &subnets)?;
     check_deployments(file, known)?;
     Ok(warnings)
@@ -248,6 +249,21 @@ fn check_networks(file: &ClusterFile, known: &Known) -> Result<Vec<Subnet>, Clus
     Ok(subnets)
 }
 
+fn check_bootenvs(file: &ClusterFile) -> Result<(), ClusterError> {
+    no_duplicates(&file.bootenvs, "bootenv", |b| (&b.name, &b.at))?;
+    for b in &file.bootenvs {
+        if BootenvKind::parse(&b.kind).is_none() {
+            return Err(refuse(
+                &b.at,
+                &["kind"],
+                format!("bootenv {} kind", b.name),
+                format!("`{}` is not `ipxe` or `local`", b.kind),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The jig of a role the file defines or the database holds.
 fn jig_of(file: &ClusterFile, known: &Known, role: &str) -> Option<JigKind> {
     file.roles
@@ -315,6 +331,18 @@ fn check_nodes(
     subnets: &[Subnet],
 ) -> Result<Vec<String>, ClusterError> {
     no_duplicates(&file.nodes, "node", |n| (&n.name, &n.at))?;
+    if let Some(n) = file
+        .nodes
+        .iter()
+        .find(|n| n.name.trim().is_empty() || n.name.parse::<i64>().is_ok())
+    {
+        return Err(refuse(
+            &n.at,
+            &["name"],
+            format!("node {}", n.name),
+            "a node's name must not be empty or all digits (ids are)".into(),
+        ));
+    }
     let mut macs: HashMap<String, Claim> = HashMap::new();
     let mut ips: HashMap<Ipv4Addr, Claim> = HashMap::new();
     for k in &known.interfaces {
@@ -431,6 +459,20 @@ fn check_nodes(
 fn check_deployments(file: &ClusterFile, known: &Known) -> Result<(), ClusterError> {
     no_duplicates(&file.deployments, "deployment", |d| (&d.name, &d.at))?;
     for d in &file.deployments {
+        if let Some(parent) = &d.parent {
+            let exists = file.deployments.iter().any(|p| p.name == *parent)
+                || known.deployments.contains(parent);
+            if !exists {
+                return Err(refuse(
+                    &d.at,
+                    &["parent"],
+                    format!("deployment {} parent", d.name),
+                    format!(
+                        "deployment `{parent}` is defined neither in the file nor in the database"
+                    ),
+                ));
+            }
+        }
         for (i, b) in d.bindings.iter().enumerate() {
             let index = i.to_string();
             let field = format!("deployment {} bindings[{i}]", d.name);
