@@ -51,15 +51,17 @@ struct UnansweredLog {
 }
 
 impl UnansweredLog {
-    fn note(&mut self, mac: &str, outcome: &Answer) {
+    /// What to log for this outcome for `mac`, if anything.
+    fn note(&mut self, mac: &str, outcome: &Answer) -> Option<String> {
         match &outcome.unanswered {
             Some(why) if self.said.get(mac) != Some(why) => {
-                tracing::warn!(%mac, "dhcp: not answering {mac}: {why}");
                 self.said.insert(mac.to_string(), why.clone());
+                Some(format!("dhcp: not answering {mac}: {why}"))
             }
-            Some(_) => {}
+            Some(_) => None,
             None => {
                 self.said.remove(mac);
+                None
             }
         }
     }
@@ -134,7 +136,9 @@ async fn serve(
             continue;
         };
         if let Some(mac) = super::answer::mac_of(&req) {
-            unanswered.note(&mac, &outcome);
+            if let Some(line) = unanswered.note(&mac, &outcome) {
+                tracing::warn!(%mac, "{line}");
+            }
         }
         if let Some(machine) = outcome.new_machine {
             let _ = new_machines.send(machine);
@@ -199,6 +203,31 @@ fn destination(req: &Message, from: SocketAddr, server_port: u16) -> SocketAddr 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_machine_left_unanswered_is_logged_once_per_reason() {
+        let mut log = UnansweredLog::default();
+        let lost = Answer {
+            unanswered: Some(Unanswered::NoNetwork {
+                node: "n1".into(),
+                ip: Ipv4Addr::new(10, 9, 0, 5),
+            }),
+            ..Answer::default()
+        };
+        let mac = "52:54:00:00:00:01";
+        let first = log.note(mac, &lost).expect("said the first time");
+        assert!(
+            first.contains(mac) && first.contains("10.9.0.5 is in no network"),
+            "{first}"
+        );
+        for _ in 0..100 {
+            assert_eq!(log.note(mac, &lost), None, "not once per packet");
+        }
+        assert_eq!(log.note("52:54:00:00:00:02", &Answer::default()), None);
+        // Answered once (its network was declared), then lost again: said again.
+        assert_eq!(log.note(mac, &Answer::default()), None);
+        assert!(log.note(mac, &lost).is_some());
+    }
 
     #[test]
     fn garbage_never_takes_the_server_down() {
