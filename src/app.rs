@@ -18,6 +18,7 @@ use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::discovery;
 use crate::provisioner::power::PowerDriver;
+use crate::provisioner::tftp::TftpStats;
 use crate::roles;
 use crate::settings::Settings;
 use crate::shutdown::Shutdown;
@@ -52,6 +53,8 @@ pub struct Application {
     server: Option<Server>,
     state: AppState,
     dhcp: Option<DhcpHandle>,
+    /// Where kiln's TFTP server listens, when `tftp.enabled`.
+    tftp: Option<SocketAddr>,
     shutdown: Shutdown,
 }
 
@@ -103,6 +106,9 @@ impl Application {
             }
             let (report, _) = cluster::apply(&db, &file, false).await?;
             let path = cluster.map(|p| p.display().to_string()).unwrap_or_default();
+            for warning in &report.warnings {
+                tracing::warn!(file = %path, "{warning}");
+            }
             tracing::info!(
                 file = %path,
                 created = report.created.len(),
@@ -142,11 +148,15 @@ impl Application {
             install_timeout,
         );
         if app.state.settings.dhcp.enabled {
-            app.dhcp = Some(start_dhcp(&app.state, table).await?);
+            let dhcp = start_dhcp(&app.state, table).await?;
+            app.state.dhcp_stats = Some(dhcp.stats.clone());
+            app.dhcp = Some(dhcp);
         }
         app.start_power();
         if app.state.settings.tftp.enabled {
-            start_tftp(&app.state.settings, &app.shutdown).await?;
+            let (addr, stats) = start_tftp(&app.state.settings, &app.shutdown).await?;
+            app.tftp = Some(addr);
+            app.state.tftp_stats = Some(stats);
         }
         if app.state.settings.sim.enabled {
             app.start_simulator()?;
@@ -233,6 +243,8 @@ impl Application {
             boot_urls,
             sightings: Arc::default(),
             dhcp_table,
+            dhcp_stats: None,
+            tftp_stats: None,
         };
         Ok(Self {
             port,
@@ -240,6 +252,7 @@ impl Application {
             server: None,
             state,
             dhcp: None,
+            tftp: None,
             shutdown: Shutdown::default(),
         })
     }
@@ -247,6 +260,11 @@ impl Application {
     /// kiln's DHCP server, when `dhcp.enabled`.
     pub fn dhcp(&self) -> Option<&DhcpHandle> {
         self.dhcp.as_ref()
+    }
+
+    /// Where kiln's TFTP server listens, when `tftp.enabled` (tests bind port 0).
+    pub fn tftp_addr(&self) -> Option<SocketAddr> {
+        self.tftp
     }
 
     /// The port the HTTP server is bound to.
@@ -303,6 +321,9 @@ pub async fn apply(
         parsed = cluster::with_builtin_roles(parsed)?;
     }
     let (report, _) = cluster::apply(&db, &parsed, dry_run).await?;
+    for warning in &report.warnings {
+        tracing::warn!(file = %file.display(), "{warning}");
+    }
     Ok(report)
 }
 
@@ -385,7 +406,10 @@ fn bind_listener(settings: &Settings) -> Result<TcpListener, StartError> {
 }
 
 /// Serves the stock iPXE binaries to PXE firmware on `tftp.address`:`tftp.port`.
-async fn start_tftp(settings: &Settings, shutdown: &Shutdown) -> Result<(), StartError> {
+async fn start_tftp(
+    settings: &Settings,
+    shutdown: &Shutdown,
+) -> Result<(SocketAddr, Arc<TftpStats>), StartError> {
     use crate::provisioner::tftp::{TftpServer, TftpSettings};
     let bind: SocketAddr = format!("{}:{}", settings.tftp.address, settings.tftp.port)
         .parse()
@@ -402,12 +426,16 @@ async fn start_tftp(settings: &Settings, shutdown: &Shutdown) -> Result<(), Star
     })
     .await
     .map_err(|e| StartError::Tftp(e.to_string()))?;
-    tracing::info!(%bind, root = %settings.tftp.root.display(), "kiln's TFTP server is serving");
+    let bound = server
+        .local_addr()
+        .map_err(|e| StartError::Tftp(e.to_string()))?;
+    let stats = server.stats();
+    tracing::info!(%bound, root = %settings.tftp.root.display(), "kiln's TFTP server is serving");
     let stopping = shutdown.clone();
     shutdown.spawn(async move {
         if let Err(e) = server.run(stopping.stopping()).await {
             tracing::error!(error = %e, "tftp server stopped");
         }
     });
-    Ok(())
+    Ok((bound, stats))
 }

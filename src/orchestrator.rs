@@ -32,6 +32,8 @@ pub struct AnnealStatus {
     /// Nothing is todo or in transition, and no run is queued or running.
     pub settled: bool,
     pub counts: Vec<(NoderoleState, i64)>,
+    /// Why the todo noderoles are not started.
+    pub waiting: noderoles::WaitingCounts,
     /// Runs queued or running.
     pub unfinished_runs: u64,
     pub annealer: AnnealerStatus,
@@ -312,15 +314,18 @@ impl Orchestrator {
             .map_err(|e| DomainError::StateConflict(format!("annealer unavailable: {e}")))
     }
 
-    /// Whether anything is left to do, with noderole counts by state, the
-    /// annealer's report and the run counters: what `/api/v2/anneal` shows.
+    /// Whether anything is left to do, with noderole counts by state, why
+    /// todo noderoles wait, the annealer's report and the run counters:
+    /// what `/api/v2/anneal` shows.
     pub async fn anneal_status(&self) -> DomainResult<AnnealStatus> {
         let db = &self.dispatch.hub.db;
         let counts = noderoles::count_by_state(db).await?;
         let unfinished_runs = runs::count_unfinished(db).await?;
+        let waiting = noderoles::waiting_counts(db).await?;
         Ok(AnnealStatus {
             settled: !work_remains(&counts) && unfinished_runs == 0,
             counts,
+            waiting,
             unfinished_runs,
             annealer: self.annealer_status().await?,
             runs: self.counters(),

@@ -58,6 +58,25 @@ on_both_databases!(nodes_crud_and_field_errors, |backend| async move {
     .await;
     assert_eq!(status, 409, "{err}");
     assert_eq!(err["error"]["code"], "conflict");
+    // Another machine with n1's address: named as a duplicate address, not
+    // as its (new) MAC.
+    let (status, err) = body(
+        app.post("/api/v2/nodes")
+            .json(&node_json(
+                "n9.lab.example",
+                "52:54:00:00:00:09",
+                "10.99.0.11",
+            ))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "{err}");
+    assert_eq!(
+        err["error"]["message"], "interface address `10.99.0.11` already exists",
+        "{err}"
+    );
 
     let cases = [
         (
@@ -529,4 +548,100 @@ on_both_databases!(events_stream_facts, |backend| async move {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+});
+
+/// Todo noderoles on `node`, as the API lists them.
+async fn todo_on(app: &common::TestApp, node: &str) -> usize {
+    let (_, list) = body(
+        app.get(&format!("/api/v2/noderoles?node={node}&state=todo"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    list.as_array().map(Vec::len).unwrap_or(0)
+}
+
+on_both_databases!(anneal_says_why_work_waits, |backend| async move {
+    let app = spawn_app(backend).await;
+    define_roles(
+        &app.db,
+        &[
+            role("burnin", JigKind::Noop, &[]),
+            role("after-burnin", JigKind::Noop, &["burnin"]),
+        ],
+    )
+    .await;
+    for node in [
+        json!({"name": "down.lab.example"}),
+        json!({"name": "spare.lab.example", "alive": true, "available": false}),
+    ] {
+        let resp = app.post("/api/v2/nodes").json(&node).send().await.unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    app.post("/api/v2/deployments")
+        .json(&json!({"name": "burnin"}))
+        .send()
+        .await
+        .unwrap();
+    for (node, role) in [
+        ("down.lab.example", "burnin"),
+        ("down.lab.example", "after-burnin"),
+        ("spare.lab.example", "burnin"),
+    ] {
+        let resp = app
+            .post("/api/v2/noderoles")
+            .json(&json!({"node": node, "role": role, "deployment": "burnin"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{node} {role}");
+    }
+    let resp = app
+        .put("/api/v2/deployments/burnin/commit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let (status, anneal) = body(app.get("/api/v2/anneal").send().await.unwrap()).await;
+    assert_eq!(status, 202, "{anneal}");
+    let waiting = &anneal["waiting"];
+    let down = todo_on(&app, "down.lab.example").await as i64;
+    let spare = todo_on(&app, "spare.lab.example").await as i64;
+    assert!(down >= 2 && spare >= 1, "{anneal}");
+    assert_eq!(waiting["todo"], down + spare, "{anneal}");
+    assert_eq!(waiting["node_not_alive"], down, "{anneal}");
+    assert_eq!(waiting["node_not_available"], spare, "{anneal}");
+    assert!(
+        waiting["parents_not_active"].as_i64().unwrap() >= 1,
+        "{anneal}"
+    );
+    assert_eq!(waiting["deployment_not_committed"], 0, "{anneal}");
+    assert_eq!(waiting["ready"], 0, "{anneal}");
+
+    // The reasons are what kept it waiting: remove them and it settles.
+    for (node, change) in [
+        ("down.lab.example", json!({"alive": true})),
+        ("spare.lab.example", json!({"available": true})),
+    ] {
+        let resp = app
+            .put(&format!("/api/v2/nodes/{node}"))
+            .json(&change)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    common::orchestration::settle(&app.state.orchestrator, Duration::from_secs(30)).await;
+    let (status, anneal) = body(app.get("/api/v2/anneal").send().await.unwrap()).await;
+    assert_eq!(status, 200, "{anneal}");
+    for reason in [
+        "todo",
+        "node_not_alive",
+        "node_not_available",
+        "parents_not_active",
+    ] {
+        assert_eq!(anneal["waiting"][reason], 0, "{reason}: {anneal}");
+    }
 });

@@ -72,3 +72,35 @@ on_both_databases!(cli_walkthrough, |backend| async move {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 });
+
+on_both_databases!(cli_anneal_prints_why_work_waits, |backend| async move {
+    let app = spawn_app(backend).await;
+    define_roles(&app.db, &[role("burnin", JigKind::Noop, &[])]).await;
+    app.post("/api/v2/nodes")
+        .json(&serde_json::json!({"name": "down.lab.example"}))
+        .send()
+        .await
+        .unwrap();
+    for args in [
+        &["create-deployment", "burnin"][..],
+        &["bind", "burnin", "burnin", "down.lab.example"],
+        &["commit", "burnin"],
+    ] {
+        let (ok, _, err) = kiln(&app, args).await;
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (ok, out, err) = kiln(&app, &["anneal"]).await;
+    assert!(ok, "{err}");
+    assert!(out.starts_with("work remains\n"), "{out}");
+    let reason = out
+        .lines()
+        .find(|l| l.starts_with("node not alive"))
+        .unwrap_or_else(|| panic!("no reason in: {out}"));
+    let (ok, json, _) = kiln(&app, &["anneal", "--json"]).await;
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let n = json["waiting"]["node_not_alive"].as_i64().unwrap();
+    assert!(n >= 1, "{json}");
+    assert!(reason.ends_with(&format!("  {n}")), "{out}");
+    assert!(!out.contains("node not available"), "{out}");
+});

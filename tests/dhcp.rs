@@ -305,3 +305,128 @@ on_both_databases!(known_and_unknown_machines, |backend| async move {
     assert!(still.is_some());
     assert!(stats.malformed.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 });
+
+/// One TFTP read of a file shorter than a block, acknowledged; returns the
+/// first packet the server sent back (DATA or ERROR).
+async fn tftp_read(server: std::net::SocketAddr, file: &str) -> Vec<u8> {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut rrq = vec![0, 1];
+    for field in [file, "octet"] {
+        rrq.extend_from_slice(field.as_bytes());
+        rrq.push(0);
+    }
+    socket.send_to(&rrq, server).await.unwrap();
+    let mut buf = vec![0u8; 1024];
+    let (len, from) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("a TFTP answer")
+        .unwrap();
+    if buf[1] == 3 {
+        socket.send_to(&[0, 4, buf[2], buf[3]], from).await.unwrap();
+    }
+    buf[..len].to_vec()
+}
+
+/// The value of one sample line of Prometheus text, if present.
+fn sample(metrics: &str, series: &str) -> Option<u64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+on_both_databases!(metrics_count_dhcp_and_tftp, |backend| async move {
+    let test_db = common::TestDb::new(backend).await;
+    let db = test_db.connect().await;
+    let file = cluster::with_builtin_roles(
+        cluster::parse(CLUSTER, std::path::Path::new("dhcp-test.toml")).unwrap(),
+    )
+    .unwrap();
+    cluster::apply(&db, &file, false).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(root.path().join("undionly.kpxe"), b"not really ipxe").unwrap();
+    let mut settings = common::test_settings(&test_db);
+    settings.dhcp.enabled = true;
+    settings.dhcp.address = "127.0.0.1".into();
+    settings.dhcp.port = 0;
+    settings.tftp.enabled = true;
+    settings.tftp.address = "127.0.0.1".into();
+    settings.tftp.port = 0;
+    settings.tftp.root = root.path().to_path_buf();
+    let kiln = Application::build(settings)
+        .await
+        .expect("kiln with dhcp and tftp");
+    let dhcp = kiln.dhcp().unwrap().local_addr;
+    let tftp = kiln.tftp_addr().unwrap();
+    let base = format!("http://127.0.0.1:{}", kiln.port());
+    common::stop_at_end(kiln.stopper());
+    actix_web::rt::spawn(kiln.run_until_stopped());
+
+    let known = [0x52, 0x54, 0, 0, 0, 1];
+    let offer = exchange(dhcp, &request(known, MessageType::Discover, vec![]))
+        .await
+        .expect("offer");
+    let server_id = DhcpOption::ServerIdentifier(Ipv4Addr::LOCALHOST);
+    let asked = |ip: Ipv4Addr| {
+        request(
+            known,
+            MessageType::Request,
+            vec![DhcpOption::RequestedIpAddress(ip), server_id.clone()],
+        )
+    };
+    let ack = exchange(dhcp, &asked(offer.yiaddr())).await.expect("ack");
+    assert_eq!(ack.opts().msg_type(), Some(MessageType::Ack));
+    let nak = exchange(dhcp, &asked(Ipv4Addr::new(10, 99, 0, 77)))
+        .await
+        .expect("nak");
+    assert_eq!(nak.opts().msg_type(), Some(MessageType::Nak));
+    let stranger = [0x52, 0x54, 0, 0, 0, 0x42];
+    let pool = exchange(dhcp, &request(stranger, MessageType::Discover, vec![]))
+        .await
+        .expect("pool offer");
+    assert_eq!(pool.yiaddr(), Ipv4Addr::new(10, 99, 0, 100));
+    let garbage = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    garbage.send_to(b"not dhcp at all", dhcp).await.unwrap();
+    let sent = tftp_read(tftp, "undionly.kpxe").await;
+    assert_eq!(&sent[..4], &[0, 3, 0, 1], "DATA block 1");
+    assert_eq!(&sent[4..], b"not really ipxe");
+    assert_eq!(&tftp_read(tftp, "missing.efi").await[..2], &[0, 5], "ERROR");
+
+    let expected = [
+        ("kiln_dhcp_received_total", 5),
+        ("kiln_dhcp_answered_total{type=\"offer\"}", 2),
+        ("kiln_dhcp_answered_total{type=\"ack\"}", 1),
+        ("kiln_dhcp_answered_total{type=\"nak\"}", 1),
+        ("kiln_dhcp_malformed_total", 1),
+        ("kiln_dhcp_pool_free{network=\"lab\"}", 1),
+        ("kiln_tftp_transfers_total{outcome=\"completed\"}", 1),
+        ("kiln_tftp_transfers_total{outcome=\"failed\"}", 1),
+        ("kiln_runs_queued_total", 0),
+    ];
+    // The servers count a reply once it is sent and a transfer once its
+    // last acknowledgement arrived, which the client may see first: read
+    // until every count is in.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let metrics = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let all_in = expected
+            .iter()
+            .all(|(series, n)| sample(&metrics, series).is_some_and(|v| v >= *n));
+        if all_in || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for (series, n) in expected {
+        if series == "kiln_runs_queued_total" {
+            // The run counters stay beside the new ones.
+            assert!(sample(&metrics, series).is_some(), "{series}:\n{metrics}");
+            continue;
+        }
+        assert_eq!(sample(&metrics, series), Some(n), "{series}:\n{metrics}");
+    }
+});

@@ -1,13 +1,98 @@
-//! `GET /metrics`: Prometheus text for runs, the queue, slots, and
-//! noderoles by state.
+//! `GET /metrics`: Prometheus text for runs, the queue, slots, noderoles by
+//! state, and, while they run, kiln's DHCP server (packets received,
+//! answered by message type, malformed, free pool addresses per network)
+//! and TFTP server (transfers completed and failed).
 
 use std::fmt::Write as _;
 
 use actix_web::{get, web, HttpResponse};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::ApiError;
 use super::AppState;
 use crate::db::noderoles;
+use crate::provisioner::dhcp::{DhcpStats, DhcpTable};
+use crate::provisioner::tftp::TftpStats;
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The DHCP server's counters (as `server.rs` counts them) and its pools.
+fn write_dhcp(out: &mut String, stats: &DhcpStats, table: Option<&DhcpTable>) {
+    header(
+        out,
+        "kiln_dhcp_received_total",
+        "counter",
+        "DHCP datagrams received.",
+    );
+    let _ = writeln!(out, "kiln_dhcp_received_total {}", read(&stats.received));
+    header(
+        out,
+        "kiln_dhcp_answered_total",
+        "counter",
+        "DHCP replies sent, by message type.",
+    );
+    for (kind, counter) in [
+        ("offer", &stats.offers),
+        ("ack", &stats.acks),
+        ("nak", &stats.naks),
+    ] {
+        let _ = writeln!(
+            out,
+            "kiln_dhcp_answered_total{{type=\"{kind}\"}} {}",
+            read(counter)
+        );
+    }
+    header(
+        out,
+        "kiln_dhcp_malformed_total",
+        "counter",
+        "DHCP datagrams dropped as malformed.",
+    );
+    let _ = writeln!(out, "kiln_dhcp_malformed_total {}", read(&stats.malformed));
+    header(
+        out,
+        "kiln_dhcp_pool_free",
+        "gauge",
+        "Pool addresses free to hand out, per network.",
+    );
+    for (network, free) in table.map(DhcpTable::pool_free).unwrap_or_default() {
+        let _ = writeln!(
+            out,
+            "kiln_dhcp_pool_free{{network=\"{}\"}} {free}",
+            label(&network)
+        );
+    }
+}
+
+fn write_tftp(out: &mut String, stats: &TftpStats) {
+    header(
+        out,
+        "kiln_tftp_transfers_total",
+        "counter",
+        "TFTP transfers, completed or failed (refused or abandoned).",
+    );
+    for (outcome, counter) in [("completed", &stats.completed), ("failed", &stats.failed)] {
+        let _ = writeln!(
+            out,
+            "kiln_tftp_transfers_total{{outcome=\"{outcome}\"}} {}",
+            read(counter)
+        );
+    }
+}
+
+/// A label value as Prometheus text needs it.
+fn label(raw: &str) -> String {
+    raw.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
 
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -83,6 +168,12 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     );
     for (s, n) in noderoles::count_by_state(&state.db).await? {
         let _ = writeln!(out, "kiln_noderoles{{state=\"{s}\"}} {n}");
+    }
+    if let Some(dhcp) = &state.dhcp_stats {
+        write_dhcp(&mut out, dhcp, state.dhcp_table.as_deref());
+    }
+    if let Some(tftp) = &state.tftp_stats {
+        write_tftp(&mut out, tftp);
     }
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

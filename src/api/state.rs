@@ -8,8 +8,9 @@ use sea_orm::DatabaseConnection;
 use crate::db::Backend;
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::boot::BootUrls;
-use crate::provisioner::dhcp::DhcpTable;
+use crate::provisioner::dhcp::{DhcpStats, DhcpTable};
 use crate::provisioner::sightings::Sightings;
+use crate::provisioner::tftp::TftpStats;
 use crate::settings::Settings;
 
 /// Shared state every request handler sees.
@@ -25,4 +26,8 @@ pub struct AppState {
     pub sightings: Arc<Sightings>,
     /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
     pub dhcp_table: Option<Arc<DhcpTable>>,
+    /// Kiln's DHCP server's counters, while it runs (for `/metrics`).
+    pub dhcp_stats: Option<Arc<DhcpStats>>,
+    /// Kiln's TFTP server's counters, while it runs (for `/metrics`).
+    pub tftp_stats: Option<Arc<TftpStats>>,
 }

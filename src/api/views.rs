@@ -416,8 +416,41 @@ pub struct AnnealView {
     pub settled: bool,
     /// Every noderole state, with 0 for the empty ones.
     pub counts: BTreeMap<&'static str, i64>,
+    /// Why the todo noderoles have not started.
+    pub waiting: WaitingView,
     pub annealer: AnnealerStatus,
     pub runs: RunCounts,
+}
+
+/// Todo noderoles by why they wait; one waiting for several reasons counts
+/// under each, so a newcomer whose nodes are not alive sees it at once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitingView {
+    /// Noderoles in todo.
+    pub todo: i64,
+    /// Todo on a node that is not alive (cluster-file nodes start so).
+    pub node_not_alive: i64,
+    /// Todo on a node marked not available.
+    pub node_not_available: i64,
+    /// Todo with a parent noderole that is not active yet.
+    pub parents_not_active: i64,
+    /// Todo in a deployment that is not committed.
+    pub deployment_not_committed: i64,
+    /// Todo with none of the reasons above: the annealer starts them next.
+    pub ready: i64,
+}
+
+impl From<db::noderoles::WaitingCounts> for WaitingView {
+    fn from(w: db::noderoles::WaitingCounts) -> Self {
+        Self {
+            todo: w.todo,
+            node_not_alive: w.node_not_alive,
+            node_not_available: w.node_not_available,
+            parents_not_active: w.parents_not_active,
+            deployment_not_committed: w.deployment_not_committed,
+            ready: w.ready,
+        }
+    }
 }
 
 impl AnnealView {
@@ -430,6 +463,7 @@ impl AnnealView {
         Self {
             settled: status.settled,
             counts: by_state,
+            waiting: status.waiting.into(),
             annealer: status.annealer.clone(),
             runs: status.runs,
         }

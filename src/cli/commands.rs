@@ -48,6 +48,8 @@ pub enum Command {
         #[arg(long)]
         state: Option<String>,
     },
+    /// Whether kiln has settled: noderoles by state, and why todo ones wait.
+    Anneal(ApiArgs),
     /// Create a deployment (under `system` unless --parent).
     CreateDeployment {
         #[command(flatten)]
@@ -116,6 +118,7 @@ impl Command {
                     None,
                 )
             }
+            Command::Anneal(api) => (api, "anneal", Method::GET, "/anneal".into(), None),
             Command::Runs { api, node, state } => {
                 let q = query(&[("node", &node), ("state", &state)]);
                 (api, "runs", Method::GET, format!("/runs{q}"), None)

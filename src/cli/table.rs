@@ -41,8 +41,50 @@ fn cell(row: &Value, column: &str) -> String {
     }
 }
 
+/// Why todo noderoles wait, as `/api/v2/anneal` names the reasons, and
+/// how the CLI says them.
+const WAITING: [(&str, &str); 5] = [
+    ("node_not_alive", "node not alive"),
+    ("node_not_available", "node not available"),
+    ("parents_not_active", "parents not active"),
+    ("deployment_not_committed", "deployment not committed"),
+    ("ready", "ready to start"),
+];
+
+/// `/api/v2/anneal`: settled or not, noderoles by state, and the reasons
+/// the todo ones wait with their counts.
+fn anneal(value: &Value) -> String {
+    let settled = value["settled"].as_bool().unwrap_or(false);
+    let mut out = format!("{}\n", if settled { "settled" } else { "work remains" });
+    let counts: Vec<Vec<String>> = value["counts"]
+        .as_object()
+        .map(|c| {
+            c.iter()
+                .map(|(state, n)| vec![state.clone(), n.to_string()])
+                .collect()
+        })
+        .unwrap_or_default();
+    out.push_str(&align(&["state", "noderoles"], &counts));
+    let waiting = &value["waiting"];
+    let reasons: Vec<Vec<String>> = WAITING
+        .iter()
+        .filter_map(|(key, label)| {
+            let n = waiting[key].as_i64().filter(|n| *n > 0)?;
+            Some(vec![label.to_string(), n.to_string()])
+        })
+        .collect();
+    if !reasons.is_empty() {
+        out.push('\n');
+        out.push_str(&align(&["todo waits for", "noderoles"], &reasons));
+    }
+    out
+}
+
 /// A list (or one object) as an aligned table.
 pub fn render(kind: &str, value: &Value) -> String {
+    if kind == "anneal" {
+        return anneal(value);
+    }
     let rows: Vec<&Value> = match value {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],

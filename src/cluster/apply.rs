@@ -5,7 +5,8 @@ use std::path::Path;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::file::{to_json, ClusterFile, RoleDef};
+use super::file::{to_json, ClusterFile, DeploymentDef, RoleDef};
+use super::validate::{self, Known, KnownInterface};
 use super::ClusterError;
 use crate::db::bootenvs::{self, BootenvSpec};
 use crate::db::networks::{self, NetworkSpec};
@@ -21,6 +22,8 @@ pub struct ApplyReport {
     pub created: Vec<String>,
     pub changed: Vec<String>,
     pub unchanged: Vec<String>,
+    /// What was applied but deserves a look, each naming file and line.
+    pub warnings: Vec<String>,
     pub dry_run: bool,
 }
 
@@ -47,6 +50,9 @@ impl ApplyReport {
         for c in &self.unchanged {
             out.push_str(&format!("unchanged {c}\n"));
         }
+        for w in &self.warnings {
+            out.push_str(&format!("warning   {w}\n"));
+        }
         out.push_str(&format!(
             "{}{} created, {} changed, {} unchanged\n",
             if self.dry_run { "dry run: " } else { "" },
@@ -67,6 +73,7 @@ impl Ctx<'_> {
     fn invalid(&self, field: impl Into<String>, reason: impl Into<String>) -> ClusterError {
         ClusterError::Invalid {
             file: self.file.clone(),
+            line: None,
             field: field.into(),
             reason: reason.into(),
         }
@@ -108,7 +115,9 @@ pub async fn apply(
         .begin()
         .await
         .map_err(|e| ctx.repo("database", e.into()))?;
+    let known = known(&txn).await.map_err(|e| ctx.repo("database", e))?;
     let mut report = ApplyReport {
+        warnings: validate::check(file, &known)?,
         dry_run,
         ..Default::default()
     };
@@ -235,7 +244,8 @@ pub async fn apply(
             .await
             .map_err(|e| ctx.repo(&field, e))?;
         let mut changed = false;
-        for b in &d.bindings {
+        for (i, b) in d.bindings.iter().enumerate() {
+            let mut not_alive = Vec::new();
             let role = roles::get(&txn, &Key::Name(b.role.clone()))
                 .await
                 .map_err(|_| {
@@ -253,6 +263,9 @@ pub async fn apply(
                             format!("node `{node_name}` not found"),
                         )
                     })?;
+                if !node.alive {
+                    not_alive.push(node_name.as_str());
+                }
                 if noderoles::find(&txn, node.id, role.id, deployment.id)
                     .await
                     .map_err(|e| ctx.repo(&field, e))?
@@ -273,6 +286,9 @@ pub async fn apply(
                 .await
                 .map_err(|e| ctx.domain(format!("{field} binding {} on {node_name}", b.role), e))?;
                 changed = true;
+            }
+            if !not_alive.is_empty() {
+                report.warnings.push(not_alive_warning(d, i, &not_alive));
             }
         }
         if d.commit {
@@ -300,6 +316,60 @@ pub async fn apply(
         .await
         .map_err(|e| ctx.repo("database", e.into()))?;
     Ok((report, effects))
+}
+
+/// Bound noderoles of nodes that are not alive wait (the annealer starts
+/// nothing on them): a file's nodes start so unless they say `alive = true`.
+fn not_alive_warning(d: &DeploymentDef, binding: usize, nodes: &[&str]) -> String {
+    let index = binding.to_string();
+    let line =
+        d.at.line(&["bindings", &index, "nodes"])
+            .map(|l| format!("line {l}: "))
+            .unwrap_or_default();
+    format!(
+        "{}: {line}deployment {} bindings[{binding}]: role {} is bound to {} not alive ({}): its noderoles wait until the node is alive",
+        d.at.file,
+        d.name,
+        d.bindings[binding].role,
+        if nodes.len() == 1 { "a node" } else { "nodes" },
+        nodes.join(", ")
+    )
+}
+
+/// What the file is checked against, read in the applying transaction.
+async fn known<C: sea_orm::ConnectionTrait>(txn: &C) -> Result<Known, RepoError> {
+    Ok(Known {
+        networks: networks::list(txn)
+            .await?
+            .into_iter()
+            .map(|n| (n.name, n.subnet))
+            .collect(),
+        interfaces: nodes::all_interfaces(txn)
+            .await?
+            .into_iter()
+            .map(|(node, mac, ip)| KnownInterface { node, mac, ip })
+            .collect(),
+        roles: roles::list(txn)
+            .await?
+            .into_iter()
+            .map(|r| (r.role.name, r.role.jig))
+            .collect(),
+        bootenvs: bootenvs::list(txn)
+            .await?
+            .into_iter()
+            .map(|b| b.name)
+            .collect(),
+        nodes: nodes::all_names(txn)
+            .await?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect(),
+        deployments: deployments::list(txn)
+            .await?
+            .into_iter()
+            .map(|d| d.name)
+            .collect(),
+    })
 }
 
 fn role_spec(ctx: &Ctx<'_>, r: &RoleDef) -> Result<RoleSpec, ClusterError> {

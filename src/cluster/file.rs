@@ -4,7 +4,24 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::positions::Pos;
 use super::ClusterError;
+
+/// Where a definition was written: its file and the lines of its fields,
+/// so a refusal names both even after the built-in roles were merged in.
+#[derive(Debug, Clone, Default)]
+pub struct At {
+    pub file: String,
+    pub pos: Pos,
+}
+
+impl At {
+    /// The line of the field at `path` (e.g. `["interfaces", "0", "ip"]`),
+    /// or of the nearest enclosing one the parser gave.
+    pub fn line(&self, path: &[&str]) -> Option<usize> {
+        self.pos.line_of(path)
+    }
+}
 
 /// A whole cluster file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -28,6 +45,9 @@ pub struct ClusterFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkDef {
+    /// Where the definition is in its file (for error messages).
+    #[serde(skip)]
+    pub at: At,
     pub name: String,
     pub subnet: String,
     pub router: Option<String>,
@@ -47,6 +67,9 @@ fn default_lease() -> i32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDef {
+    /// Where the definition is in its file (for error messages).
+    #[serde(skip)]
+    pub at: At,
     pub name: String,
     pub jig: String,
     #[serde(default)]
@@ -64,6 +87,9 @@ pub struct RoleDef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootenvDef {
+    /// Where the definition is in its file (for error messages).
+    #[serde(skip)]
+    pub at: At,
     pub name: String,
     #[serde(default = "default_kind")]
     pub kind: String,
@@ -86,6 +112,9 @@ fn default_kind() -> String {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeDef {
+    /// Where the definition is in its file (for error messages).
+    #[serde(skip)]
+    pub at: At,
     pub name: String,
     #[serde(default)]
     pub admin: bool,
@@ -110,6 +139,9 @@ pub struct InterfaceDef {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeploymentDef {
+    /// Where the definition is in its file (for error messages).
+    #[serde(skip)]
+    pub at: At,
     pub name: String,
     pub parent: Option<String>,
     #[serde(default)]
@@ -145,7 +177,33 @@ pub fn parse(text: &str, path: &Path) -> Result<ClusterFile, ClusterError> {
         message: one_line(&e, text),
     })?;
     parsed.path = path.to_path_buf();
+    locate(&mut parsed, text);
     Ok(parsed)
+}
+
+/// Gives each definition its place in the file.
+fn locate(parsed: &mut ClusterFile, text: &str) {
+    let file = parsed.path.display().to_string();
+    let tree = Pos::parse(text);
+    let at = |kind: &str, i: usize| At {
+        file: file.clone(),
+        pos: tree.item(kind, i),
+    };
+    for (i, d) in parsed.networks.iter_mut().enumerate() {
+        d.at = at("network", i);
+    }
+    for (i, d) in parsed.roles.iter_mut().enumerate() {
+        d.at = at("role", i);
+    }
+    for (i, d) in parsed.bootenvs.iter_mut().enumerate() {
+        d.at = at("bootenv", i);
+    }
+    for (i, d) in parsed.nodes.iter_mut().enumerate() {
+        d.at = at("node", i);
+    }
+    for (i, d) in parsed.deployments.iter_mut().enumerate() {
+        d.at = at("deployment", i);
+    }
 }
 
 /// toml's message on one line, with the line number.

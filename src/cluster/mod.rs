@@ -5,9 +5,12 @@
 
 mod apply;
 mod file;
+mod positions;
+mod validate;
 
 pub use apply::{apply, ApplyReport};
-pub use file::{load, parse, ClusterFile};
+pub use file::{load, parse, At, ClusterFile};
+pub use validate::{check, Known, KnownInterface};
 
 /// kiln's built-in roles, shipped as `config/roles.toml` in the binary.
 pub const BUILTIN_ROLES: &str = include_str!("../../config/roles.toml");
@@ -39,12 +42,19 @@ pub enum ClusterError {
     Read { file: String, reason: String },
     #[error("{file}: {message}")]
     Parse { file: String, message: String },
-    #[error("{file}: {field}: {reason}")]
+    #[error("{file}: {}{field}: {reason}", line_prefix(*line))]
     Invalid {
         file: String,
+        /// Where the parser puts the offending value, when it says.
+        line: Option<usize>,
+        /// The object and its field, e.g. `node n1 interfaces[0].ip`.
         field: String,
         reason: String,
     },
     #[error("{file}: database: {reason}")]
     Database { file: String, reason: String },
+}
+
+fn line_prefix(line: Option<usize>) -> String {
+    line.map(|l| format!("line {l}: ")).unwrap_or_default()
 }

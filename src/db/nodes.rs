@@ -121,6 +121,23 @@ fn validate(new: &NewNode) -> RepoResult<Vec<NewInterface>> {
         .collect()
 }
 
+/// A taken address is named as one (the unique index alone cannot say
+/// whether the MAC or the address collided).
+async fn address_free<C: ConnectionTrait>(db: &C, ip: Option<&str>) -> RepoResult<()> {
+    let Some(ip) = ip else { return Ok(()) };
+    let taken = interface::Entity::find()
+        .filter(interface::Column::Ip.eq(ip))
+        .one(db)
+        .await?;
+    match taken {
+        Some(_) => Err(RepoError::Duplicate {
+            entity: "interface address",
+            key: ip.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Creates a node and its interfaces in one transaction; returns the node
 /// and its token, which is shown this once and stored only as a hash.
 pub async fn create<C: TransactionTrait>(db: &C, new: NewNode) -> RepoResult<(NodeView, String)> {
@@ -154,6 +171,7 @@ pub async fn create<C: TransactionTrait>(db: &C, new: NewNode) -> RepoResult<(No
     )?;
     let mut saved = Vec::with_capacity(interfaces.len());
     for iface in interfaces {
+        address_free(&txn, iface.ip.as_deref()).await?;
         let mac = iface.mac.clone();
         let row = interface::ActiveModel {
             node_id: Set(node.id),
@@ -338,6 +356,24 @@ pub async fn all_names<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(i64, Strin
         .into_tuple::<(i64, String)>()
         .all(db)
         .await?)
+}
+
+/// Every interface as (node name, MAC, address), in interface order, in
+/// two queries: what a cluster file's new interfaces must not collide with.
+pub async fn all_interfaces<C: ConnectionTrait>(
+    db: &C,
+) -> RepoResult<Vec<(String, String, Option<String>)>> {
+    let names: HashMap<i64, String> = all_names(db).await?.into_iter().collect();
+    Ok(interface::Entity::find()
+        .order_by_asc(interface::Column::Id)
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|i| {
+            let node = names.get(&i.node_id).cloned().unwrap_or_default();
+            (node, i.mac, i.ip)
+        })
+        .collect())
 }
 
 /// Issues a node a fresh token (stored as a hash) and returns it.

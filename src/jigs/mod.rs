@@ -34,6 +34,25 @@ pub struct JigContext {
     pub data: serde_json::Value,
 }
 
+/// A value in a noderole's data that its jig cannot use: refused when a
+/// cluster file sets it, and a failed run rather than a silent default
+/// when it reaches the jig.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct BadData {
+    /// Dotted path into the data, e.g. `test.delay_ms`.
+    pub path: String,
+    pub reason: String,
+}
+
+/// Whether `data` has the types the jig `jig` reads.
+pub fn check_data(jig: JigKind, data: &serde_json::Value) -> Result<(), BadData> {
+    match jig {
+        JigKind::Test => test::check_data(data),
+        JigKind::Noop | JigKind::Script | JigKind::Builtin => Ok(()),
+    }
+}
+
 /// A way of executing a run.
 pub trait Jig: Send + Sync {
     fn run(&self, ctx: JigContext) -> BoxFuture<'static, JigResult>;

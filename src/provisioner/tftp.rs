@@ -11,6 +11,8 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -97,12 +99,23 @@ struct ReadRequest {
     timeout_secs: Option<u64>,
 }
 
+/// Transfers, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct TftpStats {
+    /// Files sent to the end, every block acknowledged.
+    pub completed: AtomicU64,
+    /// Requests refused (missing file, write, bad request) or transfers
+    /// abandoned (no acknowledgement, the client sent ERROR).
+    pub failed: AtomicU64,
+}
+
 /// A bound TFTP server, ready to [`run`](TftpServer::run).
 #[derive(Debug)]
 pub struct TftpServer {
     socket: UdpSocket,
     root: PathBuf,
     settings: TftpSettings,
+    stats: Arc<TftpStats>,
 }
 
 impl TftpServer {
@@ -124,7 +137,13 @@ impl TftpServer {
             socket,
             root,
             settings,
+            stats: Arc::default(),
         })
+    }
+
+    /// The server's transfer counters.
+    pub fn stats(&self) -> Arc<TftpStats> {
+        self.stats.clone()
     }
 
     /// The bound address (tests bind port 0).
@@ -158,10 +177,18 @@ impl TftpServer {
             retries: self.settings.retries,
         };
         let local_ip = self.socket.local_addr().map(|a| a.ip()).ok();
+        let stats = self.stats.clone();
         tokio::spawn(async move {
-            if let Err(e) = transfer.serve(&request, peer, local_ip).await {
-                tracing::debug!(%peer, error = %e, "TFTP transfer ended");
-            }
+            let sent = transfer.serve(&request, peer, local_ip).await;
+            let counter = match &sent {
+                Ok(true) => &stats.completed,
+                Ok(false) => &stats.failed,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TFTP transfer ended");
+                    &stats.failed
+                }
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
         });
     }
 }
@@ -173,12 +200,14 @@ struct Transfer {
 }
 
 impl Transfer {
+    /// Answers one request; `Ok(true)` once a whole file was acknowledged,
+    /// `Ok(false)` once a refusal was sent.
     async fn serve(
         &self,
         request: &[u8],
         peer: SocketAddr,
         local: Option<IpAddr>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let bind_ip = local.unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0)).await?;
         socket.connect(peer).await?;
@@ -189,11 +218,14 @@ impl Transfer {
         match outcome {
             Ok((req, data)) => {
                 tracing::debug!(%peer, file = %req.filename, bytes = data.len(), "TFTP read");
-                self.send_file(&socket, &req, &data).await
+                self.send_file(&socket, &req, &data).await.map(|_| true)
             }
             Err(Refusal(code, message)) => {
                 tracing::debug!(%peer, ?code, %message, "TFTP request refused");
-                socket.send(&error_packet(code, &message)).await.map(|_| ())
+                socket
+                    .send(&error_packet(code, &message))
+                    .await
+                    .map(|_| false)
             }
         }
     }

@@ -12,7 +12,8 @@ pub use graph::{
 };
 pub use queries::{
     any_in_state, any_of_deployment, awaiting_return, count_by_state, ready, run_context,
-    transition_without_queued_run, AwaitingReturn, ReadyNoderole, RunContextRow, StateTest,
+    transition_without_queued_run, waiting_counts, AwaitingReturn, ReadyNoderole, RunContextRow,
+    StateTest, WaitingCounts,
 };
 pub use rows::{
     commit_proposed_data, find, find_in, get, insert, list_refs, of_deployment_in, of_node,

@@ -93,6 +93,71 @@ pub async fn ready<C: ConnectionTrait>(db: &C, limit: u64) -> RepoResult<Vec<Rea
     )
 }
 
+/// Why todo noderoles wait, counted: a noderole waiting for several
+/// reasons counts under each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromQueryResult)]
+pub struct WaitingCounts {
+    pub todo: i64,
+    pub node_not_alive: i64,
+    pub node_not_available: i64,
+    pub parents_not_active: i64,
+    pub deployment_not_committed: i64,
+    /// Todo with none of the reasons: the annealer's next work.
+    pub ready: i64,
+}
+
+/// The reasons todo noderoles are not started, in one grouped query over
+/// the ready index's columns (what [`ready`] requires, negated).
+pub async fn waiting_counts<C: ConnectionTrait>(db: &C) -> RepoResult<WaitingCounts> {
+    let backend = db.get_database_backend();
+    let count = |condition: &str, name: &str| {
+        format!("COALESCE(SUM(CASE WHEN {condition} THEN 1 ELSE 0 END), 0) AS {name}")
+    };
+    let sql = format!(
+        "SELECT COUNT(*) AS todo, {}, {}, {}, {}, {} \
+         FROM noderole nr JOIN node n ON n.id = nr.node_id \
+         JOIN deployment d ON d.id = nr.deployment_id WHERE nr.state = {}",
+        count(
+            &format!("n.alive = {}", placeholders(backend, 1, 1)),
+            "node_not_alive"
+        ),
+        count(
+            &format!("n.available = {}", placeholders(backend, 2, 1)),
+            "node_not_available"
+        ),
+        count("nr.unmet_parents > 0", "parents_not_active"),
+        count(
+            &format!("d.state = {}", placeholders(backend, 3, 1)),
+            "deployment_not_committed"
+        ),
+        count(
+            &format!(
+                "n.alive = {} AND n.available = {} AND nr.unmet_parents = 0 AND d.state <> {}",
+                placeholders(backend, 4, 1),
+                placeholders(backend, 5, 1),
+                placeholders(backend, 6, 1)
+            ),
+            "ready"
+        ),
+        placeholders(backend, 7, 1),
+    );
+    let values = [
+        Value::from(false),
+        Value::from(false),
+        Value::from(DeploymentState::Proposed),
+        Value::from(true),
+        Value::from(true),
+        Value::from(DeploymentState::Proposed),
+        Value::from(NoderoleState::Todo),
+    ];
+    Ok(
+        WaitingCounts::find_by_statement(Statement::from_sql_and_values(backend, sql, values))
+            .one(db)
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
 /// Counts of noderoles by state.
 pub async fn count_by_state<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(NoderoleState, i64)>> {
     #[derive(FromQueryResult)]

@@ -23,6 +23,26 @@ pub struct Answer {
     pub reply: Option<Message>,
     /// An unknown machine was given an address: register it.
     pub new_machine: Option<(String, Ipv4Addr)>,
+    /// A machine kiln knows got no answer, and why (the server logs it).
+    pub unanswered: Option<Unanswered>,
+}
+
+/// Why a known machine's request went unanswered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Its fixed address lies in no network kiln serves.
+    NoNetwork { node: String, ip: Ipv4Addr },
+}
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unanswered::NoNetwork { node, ip } => write!(
+                f,
+                "node {node}'s address {ip} is in no network kiln serves: declare its network"
+            ),
+        }
+    }
 }
 
 /// How long an OFFERed pool address is held before a REQUEST.
@@ -134,7 +154,15 @@ pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
     let (ip, net) = match &host {
         Some(h) => match table.network_for(h.ip) {
             Some(net) => (Some(h.ip), net),
-            None => return Answer::default(),
+            None => {
+                return Answer {
+                    unanswered: Some(Unanswered::NoNetwork {
+                        node: h.node.clone(),
+                        ip: h.ip,
+                    }),
+                    ..Answer::default()
+                }
+            }
         },
         None => {
             let net = if req.giaddr().is_unspecified() {
@@ -157,6 +185,7 @@ pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
             Answer {
                 reply: Some(reply),
                 new_machine: None,
+                unanswered: None,
             }
         }
         MessageType::Request => {
@@ -183,6 +212,7 @@ pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
                     Answer {
                         reply: Some(reply),
                         new_machine,
+                        unanswered: None,
                     }
                 }
                 // Not the address we hold for it (a moved machine, an
@@ -190,6 +220,7 @@ pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
                 _ => Answer {
                     reply: Some(base_reply(req, MessageType::Nak, ctx)),
                     new_machine: None,
+                    unanswered: None,
                 },
             }
         }
@@ -205,6 +236,7 @@ pub fn answer(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Answer {
             Answer {
                 reply: Some(reply),
                 new_machine: None,
+                unanswered: None,
             }
         }
         MessageType::Release => {
@@ -259,10 +291,10 @@ fn lease_reply(
 mod tests {
     use super::*;
 
-    fn table() -> DhcpTable {
-        let table = DhcpTable::default();
-        table.set_networks(vec![
+    fn networks() -> Vec<Network> {
+        vec![
             Network {
+                name: "a".into(),
                 address: Ipv4Addr::new(10, 1, 0, 0),
                 prefix: 24,
                 router: Some(Ipv4Addr::new(10, 1, 0, 1)),
@@ -272,6 +304,7 @@ mod tests {
                 lease_secs: 600,
             },
             Network {
+                name: "b".into(),
                 address: Ipv4Addr::new(10, 2, 0, 0),
                 prefix: 24,
                 router: Some(Ipv4Addr::new(10, 2, 0, 1)),
@@ -280,7 +313,12 @@ mod tests {
                 pool: Some((Ipv4Addr::new(10, 2, 0, 50), Ipv4Addr::new(10, 2, 0, 51))),
                 lease_secs: 600,
             },
-        ]);
+        ]
+    }
+
+    fn table() -> DhcpTable {
+        let table = DhcpTable::default();
+        table.set_networks(networks());
         table
     }
 
@@ -359,6 +397,36 @@ mod tests {
             .reply
             .unwrap();
         assert_eq!(freed.yiaddr(), Ipv4Addr::new(10, 2, 0, 51));
+    }
+
+    #[test]
+    fn a_known_machine_outside_every_network_is_unanswered_with_the_reason() {
+        let table = DhcpTable::default();
+        let host = crate::db::hosts::HostEntry {
+            name: "lost.lab.example".into(),
+            mac: "52:54:00:00:00:07".into(),
+            ip: "10.9.0.5".into(),
+            local_boot: false,
+        };
+        table.replace(vec![host], Vec::new());
+        table.set_networks(networks());
+        let outcome = answer(
+            &request(7, MessageType::Discover, Ipv4Addr::UNSPECIFIED),
+            &table,
+            &ctx(),
+        );
+        assert!(outcome.reply.is_none());
+        assert_eq!(
+            outcome.unanswered,
+            Some(Unanswered::NoNetwork {
+                node: "lost.lab.example".into(),
+                ip: Ipv4Addr::new(10, 9, 0, 5)
+            })
+        );
+        assert_eq!(
+            table.pool_free(),
+            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+        );
     }
 
     #[test]

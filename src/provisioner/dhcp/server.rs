@@ -7,21 +7,64 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use dhcproto::v4::{DhcpOption, Message, OptionCode};
+use std::collections::HashMap;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::answer::{answer, Answer, BootContext};
+use super::answer::{answer, Answer, BootContext, Unanswered};
 use super::table::DhcpTable;
 use crate::provisioner::sightings::Sightings;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct DhcpStats {
+    /// Datagrams received.
     pub received: AtomicU64,
-    pub answered: AtomicU64,
+    /// Replies sent, by message type.
+    pub offers: AtomicU64,
+    pub acks: AtomicU64,
+    pub naks: AtomicU64,
+    /// Datagrams that were not DHCP (or whose reply could not be encoded).
     pub malformed: AtomicU64,
+}
+
+impl DhcpStats {
+    fn answered(&self, reply: &Message) {
+        let counter = match reply.opts().msg_type() {
+            Some(MessageType::Offer) => &self.offers,
+            Some(MessageType::Ack) => &self.acks,
+            Some(MessageType::Nak) => &self.naks,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Says once per machine, not once per packet, why a known machine gets
+/// no answer; said again only after it was answered or the reason changed.
+#[derive(Debug, Default)]
+struct UnansweredLog {
+    said: HashMap<String, Unanswered>,
+}
+
+impl UnansweredLog {
+    /// What to log for this outcome for `mac`, if anything.
+    fn note(&mut self, mac: &str, outcome: &Answer) -> Option<String> {
+        match &outcome.unanswered {
+            Some(why) if self.said.get(mac) != Some(why) => {
+                self.said.insert(mac.to_string(), why.clone());
+                Some(format!("dhcp: not answering {mac}: {why}"))
+            }
+            Some(_) => None,
+            None => {
+                self.said.remove(mac);
+                None
+            }
+        }
+    }
 }
 
 /// A running server: its address and counters.
@@ -78,6 +121,7 @@ async fn serve(
 ) {
     let server_port = socket.local_addr().map(|a| a.port()).unwrap_or(67);
     let mut buf = vec![0u8; 4096];
+    let mut unanswered = UnansweredLog::default();
     loop {
         let (len, from) = match socket.recv_from(&mut buf).await {
             Ok(received) => received,
@@ -91,6 +135,11 @@ async fn serve(
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        if let Some(mac) = super::answer::mac_of(&req) {
+            if let Some(line) = unanswered.note(&mac, &outcome) {
+                tracing::warn!(%mac, "{line}");
+            }
+        }
         if let Some(machine) = outcome.new_machine {
             let _ = new_machines.send(machine);
         }
@@ -101,7 +150,7 @@ async fn serve(
         };
         let to = destination(&req, from, server_port);
         if socket.send_to(&bytes, to).await.is_ok() {
-            stats.answered.fetch_add(1, Ordering::Relaxed);
+            stats.answered(&reply);
             record_sighting(&sightings, &req, &reply);
         }
     }
@@ -154,6 +203,31 @@ fn destination(req: &Message, from: SocketAddr, server_port: u16) -> SocketAddr 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_known_machine_left_unanswered_is_logged_once_per_reason() {
+        let mut log = UnansweredLog::default();
+        let lost = Answer {
+            unanswered: Some(Unanswered::NoNetwork {
+                node: "n1".into(),
+                ip: Ipv4Addr::new(10, 9, 0, 5),
+            }),
+            ..Answer::default()
+        };
+        let mac = "52:54:00:00:00:01";
+        let first = log.note(mac, &lost).expect("said the first time");
+        assert!(
+            first.contains(mac) && first.contains("10.9.0.5 is in no network"),
+            "{first}"
+        );
+        for _ in 0..100 {
+            assert_eq!(log.note(mac, &lost), None, "not once per packet");
+        }
+        assert_eq!(log.note("52:54:00:00:00:02", &Answer::default()), None);
+        // Answered once (its network was declared), then lost again: said again.
+        assert_eq!(log.note(mac, &Answer::default()), None);
+        assert!(log.note(mac, &lost).is_some());
+    }
 
     #[test]
     fn garbage_never_takes_the_server_down() {

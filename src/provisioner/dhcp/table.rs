@@ -22,6 +22,8 @@ pub struct Host {
 /// A subnet kiln answers for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Network {
+    /// As the cluster file names it (metrics report pools by it).
+    pub name: String,
     pub address: Ipv4Addr,
     pub prefix: u8,
     pub router: Option<Ipv4Addr>,
@@ -56,6 +58,7 @@ impl Network {
             _ => None,
         };
         Some(Self {
+            name: row.name.clone(),
             address: addr.parse().ok()?,
             prefix: prefix.parse().ok().filter(|p| *p <= 32)?,
             router: row.router.as_deref().and_then(|r| r.parse().ok()),
@@ -229,6 +232,42 @@ impl DhcpTable {
         Some(ip)
     }
 
+    /// Each network with a pool and how many of its addresses could be
+    /// handed out now (not a known host's, not leased, not declined).
+    pub fn pool_free(&self) -> Vec<(String, u64)> {
+        let now = Instant::now();
+        let networks = self.networks.lock().expect("networks lock").clone();
+        let leases = self.leases.lock().expect("leases lock");
+        let host_ips = self.host_ips.read().expect("host addresses lock");
+        networks
+            .into_iter()
+            .filter_map(|net| {
+                let (start, end) = net.pool?;
+                let range = u32::from(start)..=u32::from(end);
+                let size = u64::from(u32::from(end).checked_sub(u32::from(start))?) + 1;
+                let taken: HashSet<Ipv4Addr> = host_ips
+                    .iter()
+                    .copied()
+                    .chain(
+                        leases
+                            .by_mac
+                            .values()
+                            .filter(|l| l.until > now)
+                            .map(|l| l.ip),
+                    )
+                    .chain(
+                        self.quarantined
+                            .iter()
+                            .filter(|q| *q.value() > now)
+                            .map(|q| *q.key()),
+                    )
+                    .filter(|ip| range.contains(&u32::from(*ip)))
+                    .collect();
+                Some((net.name, size - taken.len() as u64))
+            })
+            .collect()
+    }
+
     /// The pool address `mac` holds now, if any.
     pub fn leased(&self, mac: &str) -> Option<Ipv4Addr> {
         self.leases
@@ -259,6 +298,7 @@ mod tests {
 
     fn network(pool: (&str, &str)) -> Network {
         Network {
+            name: "lab".into(),
             address: "10.20.0.0".parse().unwrap(),
             prefix: 16,
             router: None,

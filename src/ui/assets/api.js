@@ -83,3 +83,15 @@ export const put = async (path, body) => (await call('PUT', path, body)).body;
 
 /** A path segment (names may hold dots; ids are numbers). */
 export const seg = (s) => encodeURIComponent(String(s));
+
+/** Why todo noderoles wait, as `/anneal` counts them, and how to say it. */
+const WAIT_REASONS = [
+  ['node_not_alive', 'node not alive'],
+  ['node_not_available', 'node not available'],
+  ['parents_not_active', 'parents not active'],
+  ['deployment_not_committed', 'deployment not committed'],
+];
+
+/** The reasons in an `/anneal` answer that hold noderoles back: [label, count]. */
+export const waitReasons = (anneal) =>
+  WAIT_REASONS.map(([key, label]) => [label, anneal?.waiting?.[key] ?? 0]).filter(([, n]) => n > 0);

@@ -1,7 +1,7 @@
 // Starts the page: asks for the admin token when the API wants one, keeps
 // the annealer's status in the header, and hands the address to the router.
 
-import { call, onUnauthorized, setToken, token } from './api.js';
+import { call, onUnauthorized, setToken, token, waitReasons } from './api.js';
 import { replace, throttle } from './dom.js';
 import * as live from './live.js';
 import { navigate, route, start as startRouter } from './router.js';
@@ -90,6 +90,8 @@ async function refreshAnneal() {
       el.dataset.mode = 'error';
     }
     if (c.blocked) parts.push(`${c.blocked} blocked`);
+    const reasons = waitReasons(body);
+    if (reasons.length) parts.push(`waiting: ${reasons.map(([label, n]) => `${n} ${label}`).join(', ')}`);
     replace(el, parts.join(' · '));
   } catch (e) {
     if (e.status !== 401) replace(el, 'Annealer status unavailable');

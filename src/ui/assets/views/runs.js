@@ -1,7 +1,7 @@
 // /ui/runs: the scheduler's slots, the runs holding them, and those in
 // line with their positions; the annealer's counts beside them.
 
-import { get, call } from '../api.js';
+import { get, call, waitReasons } from '../api.js';
 import { badge, errorText, h, link, replace, throttle, time } from '../dom.js';
 import * as live from '../live.js';
 
@@ -9,6 +9,18 @@ const BUSY_POLL_MS = 2000;
 /** Rows shown per table; the counts above say how many there are. */
 const SHOW = 200;
 const STATES = ['proposed', 'todo', 'transition', 'active', 'error', 'blocked'];
+
+/** Why the todo noderoles have not started, with counts (nothing when none wait). */
+function waitingFor(anneal) {
+  const reasons = waitReasons(anneal);
+  if (!reasons.length) return null;
+  return h(
+    'div',
+    { class: 'waiting-reasons' },
+    h('h3', {}, 'To do, waiting for'),
+    h('ul', {}, reasons.map(([label, n]) => h('li', { 'data-reason': label }, `${label}: ${n}`))),
+  );
+}
 
 export default function runsView(root) {
   let gone = false;
@@ -53,6 +65,7 @@ export default function runsView(root) {
       anneal,
       h('p', {}, status.body.settled ? 'Settled: nothing to do.' : 'Working: noderoles are to do or in transition.'),
       h('ul', { class: 'counts' }, STATES.map((s) => h('li', {}, badge(s), ' ', String(counts[s] ?? 0)))),
+      waitingFor(status.body),
     );
     running.replaceChildren(...run.slice(0, SHOW).map((r) => h('tr', { 'data-run': String(r.id) }, h('td', {}, link(`/ui/noderoles/${r.noderole_id}`, `#${r.id}`)), h('td', {}, r.node), h('td', {}, r.role), h('td', {}, reason(r)), h('td', {}, time(r.started_at)))));
     if (!run.length) running.appendChild(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, 'Nothing running.')));
