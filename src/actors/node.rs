@@ -265,8 +265,8 @@ impl Handler<RunDone> for NodeActor {
 }
 
 /// Starts, executes and records one run. What the jig reports having
-/// done (its facts) is published with the run's own facts, after its
-/// result committed.
+/// done (its facts; a reboot it scheduled is recorded with the result) is
+/// published with the run's own facts, after its result committed.
 async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
     // The start and the read of the run's context are independent; the
     // run holds one of the global slots while it waits, so both go out at
@@ -279,7 +279,7 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
     hub.announce("NodeActor", effects);
     hub.trace
         .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
-    let mut result = match context {
+    let result = match context {
         Ok(ctx) => {
             // A stopping kiln abandons the jig: the run stays `running`,
             // and the next start queues it again (jigs are idempotent).
@@ -290,16 +290,14 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
         }
         Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
-    let jig_facts = std::mem::take(&mut result.facts);
     let run_id = ticket.run_id;
-    let ((), mut effects) = hub
+    let ((), effects) = hub
         .commit_retrying("recording a run", |txn| {
             let result = result.clone();
             Box::pin(async move { Ok(((), finish_run(txn, run_id, &result).await?)) })
         })
         .await?;
     hub.counters.finished(result.succeeded);
-    effects.facts.splice(0..0, jig_facts);
     hub.announce("NodeActor", effects);
     Ok(())
 }
@@ -429,7 +427,10 @@ mod tests {
     fn one_run_at_a_time() {
         let mut queue = RunQueue::new(vec![ticket(1, false), ticket(2, false)]);
         assert_eq!(queue.start_next().map(|t| t.run_id), Some(1));
-        assert!(queue.start_next().is_none(), "a second run while the first holds");
+        assert!(
+            queue.start_next().is_none(),
+            "a second run while the first holds"
+        );
         // A priority run arriving now waits for the current one.
         queue.push(ticket(3, true));
         assert_eq!(queue.current().map(|t| t.run_id), Some(1));
