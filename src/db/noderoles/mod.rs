@@ -15,6 +15,7 @@ pub use queries::{
     transition_without_queued_run, AwaitingReturn, ReadyNoderole, RunContextRow, StateTest,
 };
 pub use rows::{
-    commit_proposed_data, find, find_in, get, insert, list_refs, of_deployment_in, of_node,
-    of_role, on_node, record_run_result, refs, set_data, set_state, NoderoleFilter, NoderoleRef,
+    commit_proposed_data, find, find_in, forget_successes, get, insert, list_refs,
+    of_deployment_in, of_node, of_role, on_node, record_run_result, refs, set_data, set_state,
+    NoderoleFilter, NoderoleRef,
 };
