@@ -19,7 +19,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const NODES: usize = 6;
-const REBOOT_DELAY_MS: u64 = 4000;
+const REBOOT_DELAY_MS: u64 = 6000;
 /// A simulated installer's time; a machine takes it twice (the install,
 /// then the installer's own reboot).
 const INSTALL_MS: u64 = 300;
@@ -284,8 +284,13 @@ async fn crash_during_reboot_delay(backend: kiln::db::Backend, restart: Restart)
         installed,
     )
     .await;
+    let case = match restart {
+        Restart::WithClusterFile => "with the same cluster file",
+        Restart::WithoutClusterFile => "without a cluster file",
+    };
     eprintln!(
-        "{NODES} nodes, {REBOOT_DELAY_MS} ms reboot delay: all alive on local {:.1} s after the restart",
+        "{backend:?}, restart {case}: {NODES} nodes, {REBOOT_DELAY_MS} ms reboot delay: \
+         all alive on local {:.1} s after the restart",
         restarted.elapsed().as_secs_f64()
     );
     // Back alive, each node's roles run again (the install is destructive:
