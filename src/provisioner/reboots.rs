@@ -43,7 +43,7 @@ pub struct RebootClock {
     db: DatabaseConnection,
     orchestrator: Orchestrator,
     machines: Vec<Rc<dyn PowerCycle>>,
-    /// Rows taken on and not yet removed.
+    /// Every row taken on since start.
     taken: HashSet<i64>,
 }
 
@@ -70,29 +70,31 @@ impl RebootClock {
             shutdown
                 .track(read)
                 .into_actor(self)
-                .map(move |read, clock, ctx| {
+                .map(move |read, clock, _| {
                     let _held = held;
                     match read {
-                        Ok(owed) => owed.into_iter().for_each(|r| clock.take(r, ctx)),
+                        Ok(owed) => owed.into_iter().for_each(|r| clock.take(r)),
                         Err(e) => tracing::error!(error = %e, "cannot read scheduled reboots"),
                     }
                 }),
         );
     }
 
-    /// Waits until `reboot` is due, performs it and removes its row.
-    fn take(&mut self, reboot: PendingReboot, ctx: &mut Context<Self>) {
+    /// Waits until `reboot` is due, performs it and removes its row. Its
+    /// id stays taken: a read that saw the row before it was removed
+    /// cannot hand it over a second time.
+    fn take(&mut self, reboot: PendingReboot) {
         if !self.taken.insert(reboot.id) {
             return;
         }
         // Kiln is not settled while a machine it powers owes a reboot;
         // without power control the row is only cleared when due.
         let held = (!self.machines.is_empty()).then(|| self.orchestrator.hold());
-        let shutdown = self.orchestrator.shutdown().clone();
         let machines = self.machines.clone();
         let db = self.db.clone();
-        let id = reboot.id;
-        let work = async move {
+        // A stopping kiln drops the wait (or the power cycle): the row
+        // stays, and the next start performs it.
+        self.orchestrator.shutdown().spawn_local(async move {
             let wait = (reboot.due_at - crate::db::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO);
@@ -110,26 +112,8 @@ impl RebootClock {
             .await;
             if let Err(e) = removed {
                 tracing::error!(reboot = reboot.id, error = %e, "cannot remove a performed reboot");
-                return false;
             }
-            true
-        };
-        let stopping = shutdown.clone();
-        ctx.spawn(
-            shutdown
-                .track(async move {
-                    tokio::select! {
-                        removed = work => removed,
-                        () = stopping.stopping() => false,
-                    }
-                })
-                .into_actor(self)
-                .map(move |removed, clock, _| {
-                    if removed {
-                        clock.taken.remove(&id);
-                    }
-                }),
-        );
+        });
     }
 }
 
