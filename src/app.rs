@@ -3,6 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -18,6 +19,7 @@ use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::discovery;
 use crate::provisioner::power::PowerDriver;
+use crate::provisioner::reboots::{PowerCycle, RebootClock};
 use crate::provisioner::tftp::TftpStats;
 use crate::roles;
 use crate::settings::Settings;
@@ -152,15 +154,12 @@ impl Application {
             app.state.dhcp_stats = Some(dhcp.stats.clone());
             app.dhcp = Some(dhcp);
         }
-        app.start_power();
         if app.state.settings.tftp.enabled {
             let (addr, stats) = start_tftp(&app.state.settings, &app.shutdown).await?;
             app.tftp = Some(addr);
             app.state.tftp_stats = Some(stats);
         }
-        if app.state.settings.sim.enabled {
-            app.start_simulator()?;
-        }
+        app.start_reboot_clock()?;
         app.state.orchestrator.resume().await?;
         let data = web::Data::new(app.state.clone());
         app.server = Some(
@@ -176,23 +175,29 @@ impl Application {
         Ok(app)
     }
 
-    /// The power driver, when `power.command` is set.
-    fn start_power(&self) {
+    /// The clock that performs scheduled reboots (those a previous kiln
+    /// left too) through the power command, when `power.command` is set,
+    /// and the simulated machines, when `sim.enabled`.
+    fn start_reboot_clock(&self) -> Result<(), StartError> {
         let settings = &self.state.settings;
+        let mut machines: Vec<Rc<dyn PowerCycle>> = Vec::new();
         if !settings.power.command.is_empty() {
-            let driver = PowerDriver::new(
+            machines.push(Rc::new(PowerDriver::new(
                 self.state.db.clone(),
                 settings.power.command.clone().into(),
                 self.state.orchestrator.trace(),
-                self.shutdown.clone(),
-            )
-            .start();
-            self.state.orchestrator.subscribe(driver.recipient());
+            )));
         }
+        if settings.sim.enabled {
+            machines.push(Rc::new(self.simulator()?));
+        }
+        let clock = RebootClock::new(self.state.orchestrator.clone(), machines).start();
+        self.state.orchestrator.subscribe(clock.recipient());
+        Ok(())
     }
 
     /// Simulated machines talk to this kiln's DHCP server and HTTP API.
-    fn start_simulator(&self) -> Result<(), StartError> {
+    fn simulator(&self) -> Result<crate::sim::Simulator, StartError> {
         let dhcp = self
             .dhcp
             .as_ref()
@@ -202,15 +207,12 @@ impl Application {
             api_url: format!("http://127.0.0.1:{}", self.port),
             install_ms: self.state.settings.sim.install_ms,
         };
-        let simulator = crate::sim::Simulator::new(
+        Ok(crate::sim::Simulator::new(
             self.state.db.clone(),
             config,
             self.state.orchestrator.trace(),
             self.shutdown.clone(),
-        )
-        .start();
-        self.state.orchestrator.subscribe(simulator.recipient());
-        Ok(())
+        ))
     }
 
     /// Prepares the actors (no run starts until the orchestrator resumes)

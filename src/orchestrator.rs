@@ -146,6 +146,12 @@ impl Orchestrator {
         self.shutdown().stop().await;
     }
 
+    /// Holds kiln unsettled while work goes on that the database does not
+    /// count (a reboot not due yet, a simulated machine booting).
+    pub fn hold(&self) -> crate::actors::in_flight::Held {
+        self.dispatch.hub.in_flight.hold()
+    }
+
     /// The database the orchestrator works on.
     pub fn db(&self) -> &DatabaseConnection {
         &self.dispatch.hub.db

@@ -1,6 +1,8 @@
 //! Reboots a role schedules: the power command cycles the machine after the
 //! delay, and a machine that never comes back puts the noderole that
-//! rebooted it into error, with what kiln last saw of it in the runlog.
+//! rebooted it into error, with what kiln last saw of it in the runlog; a
+//! retry of that noderole reboots the machine again. Applying a cluster
+//! file again leaves a node's runtime state (down, on its installer) alone.
 
 mod common;
 
@@ -81,6 +83,102 @@ async fn wait_for_error(
     }
 }
 
+/// A power command that records each cycle in `power.log`, in `dir`.
+fn recording_power_command(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let record = dir.join("power.log");
+    let command = dir.join("power.sh");
+    std::fs::write(
+        &command,
+        format!(
+            "#!/bin/sh\necho \"$KILN_POWER_ACTION $KILN_NODE $KILN_MAC\" >> {}\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &command,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    (command, record)
+}
+
+/// kiln with `command` as its power command, a 200 ms reboot delay and a
+/// 1.5 s install timeout; returns its base URL.
+async fn start_with_power(test_db: &common::TestDb, command: &std::path::Path) -> String {
+    let mut settings = common::test_settings(test_db);
+    settings.sim.reboot_delay_ms = 200;
+    settings.power.command = command.display().to_string();
+    settings.provisioner.install_timeout_ms = 1500;
+    let app = Application::build(settings).await.expect("kiln starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    common::stop_at_end(app.stopper());
+    actix_web::rt::spawn(app.run_until_stopped());
+    base
+}
+
+/// Binds n1 to provisioner-os-install in a new deployment `ubuntu` and
+/// commits it; returns the noderole's id.
+async fn install_n1(client: &reqwest::Client, base: &str) -> i64 {
+    let admin = |req: reqwest::RequestBuilder| req.bearer_auth(common::TEST_TOKEN);
+    let resp = admin(client.post(format!("{base}/api/v2/deployments")))
+        .json(&json!({"name": "ubuntu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let resp = admin(client.post(format!("{base}/api/v2/noderoles")))
+        .json(&json!({"node": "n1.lab.example", "role": "provisioner-os-install", "deployment": "ubuntu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let noderole: Value = resp.json().await.unwrap();
+    let resp = admin(client.put(format!("{base}/api/v2/deployments/ubuntu/commit")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    noderole["id"].as_i64().unwrap()
+}
+
+/// Waits until the power command recorded `cycles` cycles; fails with what
+/// kiln shows at `deadline`.
+async fn wait_for_cycles(
+    client: &reqwest::Client,
+    base: &str,
+    record: &std::path::Path,
+    cycles: usize,
+    deadline: Instant,
+) -> String {
+    loop {
+        let log = std::fs::read_to_string(record).unwrap_or_default();
+        if log.lines().count() >= cycles {
+            return log;
+        }
+        if Instant::now() >= deadline {
+            let mut shown = String::new();
+            for path in ["anneal", "runs", "noderoles", "nodes"] {
+                let text = client
+                    .get(format!("{base}/api/v2/{path}"))
+                    .bearer_auth(common::TEST_TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                shown.push_str(&format!("{path}: {text}\n"));
+            }
+            panic!(
+                "the power command ran {} of {cycles} times\n{shown}",
+                log.lines().count()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 on_both_databases!(
     a_machine_that_never_returns_fails_its_install,
     |backend| async move {
@@ -92,89 +190,16 @@ on_both_databases!(
         let db = test_db.connect().await;
         apply_cluster(&db, CLUSTER).await;
         let dir = tempfile::tempdir().unwrap();
-        let record = dir.path().join("power.log");
-        let command = dir.path().join("power.sh");
-        std::fs::write(
-            &command,
-            format!(
-                "#!/bin/sh\necho \"$KILN_POWER_ACTION $KILN_NODE $KILN_MAC\" >> {}\n",
-                record.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            &command,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let mut settings = common::test_settings(&test_db);
-        settings.sim.reboot_delay_ms = 200;
-        settings.power.command = command.display().to_string();
-        settings.provisioner.install_timeout_ms = 1500;
-        let app = Application::build(settings).await.expect("kiln starts");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        common::stop_at_end(app.stopper());
-        actix_web::rt::spawn(app.run_until_stopped());
+        let (command, record) = recording_power_command(dir.path());
+        let base = start_with_power(&test_db, &command).await;
         let client = reqwest::Client::new();
-        let admin = |req: reqwest::RequestBuilder| req.bearer_auth(common::TEST_TOKEN);
-
-        let resp = admin(client.post(format!("{base}/api/v2/deployments")))
-            .json(&json!({"name": "ubuntu"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        let resp = admin(client.post(format!("{base}/api/v2/noderoles")))
-            .json(&json!({"node": "n1.lab.example", "role": "provisioner-os-install", "deployment": "ubuntu"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
-        let noderole: Value = resp.json().await.unwrap();
-        let id = noderole["id"].as_i64().unwrap();
-        let resp = admin(client.put(format!("{base}/api/v2/deployments/ubuntu/commit")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        let id = install_n1(&client, &base).await;
 
         // The machine is power-cycled and fetches its installer's script,
         // then is never heard of again.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::fs::read_to_string(&record)
-            .unwrap_or_default()
-            .is_empty()
-        {
-            if Instant::now() >= deadline {
-                let anneal = admin(client.get(format!("{base}/api/v2/anneal")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let runs = admin(client.get(format!("{base}/api/v2/runs")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                let noderoles = admin(client.get(format!("{base}/api/v2/noderoles")))
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
-                panic!("the power command never ran\nanneal: {anneal}\nruns: {runs}\nnoderoles: {noderoles}");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(
-            std::fs::read_to_string(&record).unwrap(),
-            "cycle n1.lab.example 52:54:00:99:00:11\n"
-        );
+        let cycles = wait_for_cycles(&client, &base, &record, 1, deadline).await;
+        assert_eq!(cycles, "cycle n1.lab.example 52:54:00:99:00:11\n");
         let script = reqwest::get(format!("{base}/boot/52:54:00:99:00:11.ipxe"))
             .await
             .unwrap()
@@ -197,6 +222,114 @@ on_both_databases!(
             "{runlog}"
         );
         assert!(runlog.contains("last DHCP answer: none"), "{runlog}");
+        assert!(
+            kiln::db::reboots::pending(&db).await.unwrap().is_empty(),
+            "the performed reboot's row is gone"
+        );
+    }
+);
+
+on_both_databases!(
+    retrying_an_install_whose_machine_never_returned_reboots_it_again,
+    |backend| async move {
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        apply_cluster(&db, CLUSTER).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (command, record) = recording_power_command(dir.path());
+        let base = start_with_power(&test_db, &command).await;
+        let client = reqwest::Client::new();
+        let id = install_n1(&client, &base).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        wait_for_error(&client, &base, id, deadline, "the install never timed out").await;
+        assert_eq!(std::fs::read_to_string(&record).unwrap().lines().count(), 1);
+
+        let resp = client
+            .put(format!("{base}/api/v2/noderoles/{id}/retry"))
+            .bearer_auth(common::TEST_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+        // The install runs again: a new reboot, performed by the power
+        // command, and the machine is awaited (and given up on) again.
+        let cycles = wait_for_cycles(&client, &base, &record, 2, deadline).await;
+        assert_eq!(
+            cycles,
+            "cycle n1.lab.example 52:54:00:99:00:11\ncycle n1.lab.example 52:54:00:99:00:11\n"
+        );
+        let failed = wait_for_error(
+            &client,
+            &base,
+            id,
+            deadline,
+            "the retried install was never given up on",
+        )
+        .await;
+        assert_eq!(failed["run_count"], 1, "{failed}");
+        let node: Value = client
+            .get(format!("{base}/api/v2/nodes/n1.lab.example"))
+            .bearer_auth(common::TEST_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(node["alive"], false, "{node}");
+        assert_eq!(node["bootenv"], "ubuntu-24.04-install", "{node}");
+        let runs: Value = client
+            .get(format!("{base}/api/v2/runs?node=n1.lab.example"))
+            .bearer_auth(common::TEST_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let installs = runs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["noderole_id"] == id)
+            .count();
+        assert_eq!(installs, 2, "{runs}");
+    }
+);
+
+on_both_databases!(
+    applying_a_cluster_file_keeps_a_nodes_runtime_state_unless_forced,
+    |backend| async move {
+        use kiln::db::nodes::{self, NodeChange};
+        use kiln::db::Key;
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        apply_cluster(&db, CLUSTER).await;
+        let n1 = Key::Name("n1.lab.example".into());
+        // What the machine's reboot into its installer left.
+        let down = NodeChange {
+            alive: Some(false),
+            bootenv: Some("ubuntu-24.04-install".into()),
+            ..Default::default()
+        };
+        nodes::update(&db, &n1, &down).await.unwrap();
+
+        // The same file again (it says `alive = true`): the node stays down.
+        apply_cluster(&db, CLUSTER).await;
+        let node = nodes::get(&db, &n1).await.unwrap();
+        assert!(!node.alive);
+        assert_eq!(node.bootenv, "ubuntu-24.04-install");
+
+        // `force = true` on the node applies them.
+        let forced = CLUSTER.replace(
+            "name = \"n1.lab.example\"\nalive = true\n",
+            "name = \"n1.lab.example\"\nalive = true\nbootenv = \"sledgehammer\"\nforce = true\n",
+        );
+        assert_ne!(forced, CLUSTER);
+        apply_cluster(&db, &forced).await;
+        let node = nodes::get(&db, &n1).await.unwrap();
+        assert!(node.alive);
+        assert_eq!(node.bootenv, "sledgehammer");
     }
 );
 

@@ -12,6 +12,7 @@ pub mod node;
 pub mod noderole;
 pub mod noderole_edge;
 pub mod prelude;
+pub mod reboot;
 pub mod role;
 pub mod role_requirement;
 pub mod run;

@@ -6,6 +6,7 @@ pub use super::network::Entity as Network;
 pub use super::node::Entity as Node;
 pub use super::noderole::Entity as Noderole;
 pub use super::noderole_edge::Entity as NoderoleEdge;
+pub use super::reboot::Entity as Reboot;
 pub use super::role::Entity as Role;
 pub use super::role_requirement::Entity as RoleRequirement;
 pub use super::run::Entity as Run;

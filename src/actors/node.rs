@@ -269,10 +269,11 @@ impl Handler<RunDone> for NodeActor {
 }
 
 /// Starts, executes and records one run. What the jig reports having
-/// done (its facts) is published with the run's own facts, after its
-/// result committed. Every database step is retried until it passes, so
-/// only the jig's own failure fails the run; a stopping kiln leaves the run
-/// for the next start to queue again.
+/// done (its facts; a reboot it scheduled is recorded with the result) is
+/// published with the run's own facts, after its result committed. Every
+/// database step is retried until it passes, so only the jig's own failure
+/// fails the run; a stopping kiln leaves the run for the next start to
+/// queue again.
 async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), DomainError> {
     // The start and the read of the run's context are independent; the
     // run holds one of the global slots while it waits, so both go out at
@@ -285,7 +286,7 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
     hub.announce("NodeActor", effects);
     hub.trace
         .record("NodeActor", "Jig", "StartRun", node, &*ticket.role);
-    let mut result = match context {
+    let result = match context {
         Ok(ctx) => {
             // A stopping kiln abandons the jig: the run stays `running`,
             // and the next start queues it again (jigs are idempotent).
@@ -297,16 +298,14 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
         Err(e @ DomainError::Repo(RepoError::Database(_))) => return Err(e),
         Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
-    let jig_facts = std::mem::take(&mut result.facts);
     let run_id = ticket.run_id;
-    let ((), mut effects) = hub
+    let ((), effects) = hub
         .commit_retrying("recording a run", |txn| {
             let result = result.clone();
             Box::pin(async move { Ok(((), finish_run(txn, run_id, &result).await?)) })
         })
         .await?;
     hub.counters.finished(result.succeeded);
-    effects.facts.splice(0..0, jig_facts);
     hub.announce("NodeActor", effects);
     Ok(())
 }

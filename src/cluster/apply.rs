@@ -176,10 +176,16 @@ pub async fn apply(
         let field = format!("node {}", n.name);
         match nodes::get(&txn, &Key::Name(n.name.clone())).await {
             Ok(existing) => {
+                // `alive` and `bootenv` are the node's runtime state once it
+                // exists: the file sets them again only when it says `force`.
+                let runtime = |set: bool| set && n.force;
                 let change = NodeChange {
-                    alive: n.alive.filter(|a| *a != existing.alive),
+                    alive: n.alive.filter(|a| runtime(*a != existing.alive)),
                     available: n.available.filter(|a| *a != existing.available),
-                    bootenv: n.bootenv.clone().filter(|b| *b != existing.bootenv),
+                    bootenv: n
+                        .bootenv
+                        .clone()
+                        .filter(|b| runtime(*b != existing.bootenv)),
                     target_os: n
                         .target_os
                         .clone()

@@ -122,6 +122,11 @@ pub struct NodeDef {
     pub available: Option<bool>,
     pub bootenv: Option<String>,
     pub target_os: Option<String>,
+    /// Apply `alive` and `bootenv` to a node that exists already: without
+    /// it they are taken only when the node is created, so applying a file
+    /// never undoes what the machine reported (a node down mid-install).
+    #[serde(default)]
+    pub force: bool,
     #[serde(default)]
     pub description: String,
     #[serde(default)]

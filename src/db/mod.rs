@@ -13,6 +13,7 @@ pub mod leases;
 pub mod networks;
 pub mod noderoles;
 pub mod nodes;
+pub mod reboots;
 pub mod roles;
 pub mod runs;
 mod sql;

@@ -2,10 +2,12 @@
 
 use sea_orm::ConnectionTrait;
 
+use super::nodes::update_node;
 use super::transitions::{move_to, unblock_descendants};
 use super::{DomainError, DomainResult, Effects, NoderoleState};
 use crate::db::deployments::{self, DeploymentState};
-use crate::db::{noderoles, Key};
+use crate::db::nodes::{self, NodeChange};
+use crate::db::{noderoles, roles, Key};
 
 /// Commits a deployment: its proposed noderoles get their proposed data
 /// committed and go to todo (blocked when an ancestor failed).
@@ -93,7 +95,9 @@ pub async fn propose_noderole<C: ConnectionTrait>(
 }
 
 /// Retries a noderole in error: it goes to todo and its blocked
-/// descendants follow once nothing above them has failed.
+/// descendants follow once nothing above them has failed. A destructive
+/// one whose machine never came back starts over (see
+/// [`start_over_unreturned`]).
 pub async fn retry_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult<Effects> {
     let row = noderoles::get(db, id).await?;
     if row.state != NoderoleState::Error {
@@ -107,11 +111,37 @@ pub async fn retry_noderole<C: ConnectionTrait>(db: &C, id: i64) -> DomainResult
             "noderole {id} has parents that are not active"
         )));
     }
-    let mut facts = move_to(db, &[id], NoderoleState::Todo, true).await?;
-    facts.extend(unblock_descendants(db, id).await?);
-    Ok(Effects {
-        facts,
-        runs: Vec::new(),
-        wake_annealer: true,
-    })
+    let mut effects = start_over_unreturned(db, &row).await?;
+    effects
+        .facts
+        .extend(move_to(db, &[id], NoderoleState::Todo, true).await?);
+    effects.facts.extend(unblock_descendants(db, id).await?);
+    effects.wake_annealer = true;
+    Ok(effects)
+}
+
+/// A destructive noderole in error after a success failed because its
+/// machine never came back (the install watchdog): its retry starts over.
+/// Its jig runs again (scheduling the reboot again) instead of being
+/// marked done, and its node, down since that reboot, is marked alive so
+/// the annealer works on it; the role's hook takes it down again for the
+/// new reboot.
+async fn start_over_unreturned<C: ConnectionTrait>(
+    db: &C,
+    row: &entity::noderole::Model,
+) -> DomainResult<Effects> {
+    if row.run_count == 0 || !roles::get(db, &Key::Id(row.role_id)).await?.destructive {
+        return Ok(Effects::default());
+    }
+    noderoles::forget_successes(db, row.id).await?;
+    let node = nodes::get(db, &Key::Id(row.node_id)).await?;
+    if node.alive {
+        return Ok(Effects::default());
+    }
+    let change = NodeChange {
+        alive: Some(true),
+        ..Default::default()
+    };
+    let (_, effects) = update_node(db, &Key::Id(node.id), &change).await?;
+    Ok(effects)
 }

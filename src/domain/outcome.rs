@@ -7,6 +7,7 @@ use super::transitions::{
     block_descendants, leave_transition, move_to, unblock_descendants, walk_to_unblock, RunOutput,
 };
 use super::{DomainResult, Effects, NoderoleState, RunState};
+use crate::db::reboots::{self, NewReboot};
 use crate::db::{noderoles, runs};
 
 /// Marks a queued run running and its noderole in transition (a
@@ -41,7 +42,8 @@ pub struct JigResult {
     pub runlog: String,
     pub error: Option<String>,
     /// What the run made true beyond its own result (a reboot it
-    /// scheduled), published once the result committed.
+    /// scheduled: recorded with the result), published once the result
+    /// committed.
     pub facts: Vec<Fact>,
 }
 
@@ -59,7 +61,9 @@ impl JigResult {
 }
 
 /// Records a finished run: the noderole goes active (or error, blocking its
-/// waiting descendants), and the annealer is woken.
+/// waiting descendants), the reboots its jig scheduled are written as rows
+/// (so a crash before they are due loses none), and the annealer is woken.
+/// The jig's facts come first in the effects, then the run's own.
 pub async fn finish_run<C: ConnectionTrait>(
     db: &C,
     run_id: i64,
@@ -71,6 +75,7 @@ pub async fn finish_run<C: ConnectionTrait>(
         RunState::Failed
     };
     let run = runs::finish(db, run_id, state, result.error.clone()).await?;
+    record_reboots(db, run_id, &result.facts).await?;
     let to = if result.succeeded {
         NoderoleState::Active
     } else {
@@ -132,11 +137,39 @@ pub async fn finish_run<C: ConnectionTrait>(
             succeeded: result.succeeded,
         }));
     }
+    let mut all = result.facts.clone();
+    all.append(&mut facts);
     Ok(Effects {
-        facts,
+        facts: all,
         runs: Vec::new(),
         wake_annealer: true,
     })
+}
+
+/// Writes a row for each reboot a run's jig scheduled, due its delay from
+/// now: whatever powers the machines performs it from there.
+async fn record_reboots<C: ConnectionTrait>(
+    db: &C,
+    run_id: i64,
+    jig_facts: &[Fact],
+) -> DomainResult<()> {
+    for fact in jig_facts {
+        let Fact::RebootScheduled(reboot) = fact else {
+            continue;
+        };
+        let delay = chrono::Duration::milliseconds(reboot.delay_ms.min(i64::MAX as u64) as i64);
+        reboots::schedule(
+            db,
+            &NewReboot {
+                node_id: reboot.node_id,
+                noderole_id: reboot.noderole_id,
+                due_at: crate::db::now() + delay,
+                reason: format!("scheduled by run {run_id}"),
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// A machine never came back from the reboot an active noderole scheduled:

@@ -7,6 +7,7 @@ pub mod dhcp;
 pub mod discovery;
 pub mod export;
 pub mod power;
+pub mod reboots;
 pub mod sightings;
 pub mod template;
 pub mod tftp;

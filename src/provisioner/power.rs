@@ -1,90 +1,69 @@
-//! Power control: when a role schedules a node's reboot, the configured
-//! `power.command` (an IPMI wrapper, a PDU client, a VM monitor) cycles the
-//! machine once the delay has passed.
+//! Power control: when a scheduled reboot is due (see `reboots.rs`), the
+//! configured `power.command` (an IPMI wrapper, a PDU client, a VM monitor)
+//! cycles the machine.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
+use futures::future::LocalBoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::process::Command;
 
-use crate::actors::event_bus::Heard;
+use super::reboots::PowerCycle;
+use crate::actors::in_flight::Held;
 use crate::actors::trace::TraceRecorder;
+use crate::db::reboots::PendingReboot;
 use crate::db::{nodes, Key};
-use crate::domain::facts::RebootScheduled;
-use crate::domain::Fact;
-use crate::shutdown::Shutdown;
 
 /// How long a power command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Runs the power command for every scheduled reboot.
+/// Runs the power command for every reboot when it is due.
 pub struct PowerDriver {
     db: DatabaseConnection,
     command: PathBuf,
-    trace: std::sync::Arc<TraceRecorder>,
-    shutdown: Shutdown,
+    trace: Arc<TraceRecorder>,
 }
 
 impl PowerDriver {
-    pub fn new(
-        db: DatabaseConnection,
-        command: PathBuf,
-        trace: std::sync::Arc<TraceRecorder>,
-        shutdown: Shutdown,
-    ) -> Self {
-        Self {
-            db,
-            command,
-            trace,
-            shutdown,
-        }
+    pub fn new(db: DatabaseConnection, command: PathBuf, trace: Arc<TraceRecorder>) -> Self {
+        Self { db, command, trace }
     }
 }
 
-impl Actor for PowerDriver {
-    type Context = Context<Self>;
-}
-
-impl Handler<Heard> for PowerDriver {
-    type Result = ();
-
-    fn handle(&mut self, Heard { fact, held }: Heard, _: &mut Self::Context) {
-        let Fact::RebootScheduled(reboot) = fact else {
-            return;
-        };
+impl PowerCycle for PowerDriver {
+    fn cycle(
+        &self,
+        reboot: &PendingReboot,
+        _: &Held,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
         let db = self.db.clone();
         let command = self.command.clone();
         let trace = self.trace.clone();
-        self.shutdown.spawn_local(async move {
-            // Done with the fact once this ends, not when the handler returns.
-            let _held = held;
-            tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
-            trace.record("PowerDriver", "Machine", "PowerCycle", &reboot.node, "");
-            match cycle(&db, &command, &reboot).await {
-                Ok(()) => tracing::info!(node = %reboot.node, "power-cycled"),
-                Err(e) => tracing::error!(node = %reboot.node, error = %e, "power cycle failed"),
-            }
-        });
+        let node_id = reboot.node_id;
+        Box::pin(async move {
+            let node = nodes::get_view(&db, &Key::Id(node_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            let name = node.node.name.clone();
+            trace.record("PowerDriver", "Machine", "PowerCycle", &name, "");
+            let mac = node
+                .interfaces
+                .first()
+                .map(|i| i.mac.clone())
+                .unwrap_or_default();
+            run(&command, &name, &mac).await?;
+            tracing::info!(node = %name, "power-cycled");
+            Ok(())
+        })
     }
 }
 
-async fn cycle(
-    db: &DatabaseConnection,
-    command: &PathBuf,
-    reboot: &RebootScheduled,
-) -> Result<(), String> {
-    let node = nodes::get_view(db, &Key::Id(reboot.node_id))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mac = node
-        .interfaces
-        .first()
-        .map(|i| i.mac.clone())
-        .unwrap_or_default();
+/// Runs `command` to cycle the machine `node` (MAC `mac`).
+async fn run(command: &PathBuf, node: &str, mac: &str) -> Result<(), String> {
     let run = Command::new(command)
-        .env("KILN_NODE", &reboot.node)
+        .env("KILN_NODE", node)
         .env("KILN_MAC", mac)
         .env("KILN_POWER_ACTION", "cycle")
         .kill_on_drop(true)

@@ -10,8 +10,11 @@
 //! reboot goes to error with what kiln last saw of the machine in its
 //! runlog. Deadlines live in memory; at start the watchdog re-arms them
 //! from the database (machines down, off their local disk, with an
-//! os-install noderole that recorded a reboot), counting from when that
-//! noderole finished, so a restart of kiln forgets no machine.
+//! os-install noderole that recorded a reboot), counting from the reboot's
+//! due time while it is still to be performed, else from when that
+//! noderole finished, so a restart of kiln forgets no machine. Retrying the
+//! noderole in error runs the install again, which schedules a new reboot
+//! (`domain::lifecycle::retry_noderole`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use futures::future::BoxFuture;
 use crate::actors::event_bus::Heard;
 use crate::actors::hub::persistently;
 use crate::db::nodes::NodeChange;
-use crate::db::{bootenvs, noderoles, nodes, Key};
+use crate::db::{bootenvs, noderoles, nodes, reboots, Key};
 use crate::domain::facts::{NoderoleStateChanged, RebootScheduled};
 use crate::domain::nodes::update_node;
 use crate::domain::{DomainError, Effects, Fact, NoderoleState};
@@ -44,9 +47,10 @@ pub const REBOOT_WALL_KEY: &str = "reboot_scheduled_ms";
 
 /// The jig: schedules the node's reboot (`sim.reboot_delay_ms` by default,
 /// noderole data `reboot_delay_ms` to override) and returns at once, as
-/// the seed's script jig did. Whatever powers the machine (the simulator,
-/// the power command) acts on the `RebootScheduled` fact it reports, which
-/// is published once the run's result committed.
+/// the seed's script jig did. The `RebootScheduled` fact it reports is
+/// written as a reboot row with the run's result and published once that
+/// committed; the reboot clock performs the row when it is due, through
+/// whatever powers the machine (the power command, the simulator).
 pub struct OsInstallJig {
     pub default_delay_ms: u64,
 }
@@ -225,19 +229,31 @@ impl InstallWatchdog {
 struct Rearm(Vec<(RebootScheduled, Duration)>);
 
 /// The reboots the database says machines still owe a return from, each
-/// with what is left of its deadline.
+/// with what is left of its deadline: counted from the reboot's due time
+/// while it is still to be performed (a restart after a long outage
+/// performs it only now), else from when the noderole scheduled it.
 async fn owed_returns(
     orchestrator: &Orchestrator,
     timeout: Duration,
 ) -> Result<Vec<(RebootScheduled, Duration)>, crate::db::RepoError> {
     let owed = noderoles::awaiting_return(orchestrator.db(), OS_INSTALL).await?;
+    let mut due: HashMap<i64, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for reboot in reboots::pending(orchestrator.db()).await? {
+        let latest = due.entry(reboot.node_id).or_insert(reboot.due_at);
+        *latest = (*latest).max(reboot.due_at);
+    }
     let now = crate::db::now();
     Ok(owed
         .into_iter()
         .filter_map(|row| {
             let delay_ms = row.wall.get(REBOOT_WALL_KEY)?.as_u64()?;
-            let elapsed = (now - row.updated_at).to_std().unwrap_or_default();
-            let wait = (Duration::from_millis(delay_ms) + timeout).saturating_sub(elapsed);
+            let wait = match due.get(&row.node_id) {
+                Some(due_at) => (*due_at - now).to_std().unwrap_or_default() + timeout,
+                None => {
+                    let elapsed = (now - row.updated_at).to_std().unwrap_or_default();
+                    (Duration::from_millis(delay_ms) + timeout).saturating_sub(elapsed)
+                }
+            };
             let reboot = RebootScheduled {
                 node_id: row.node_id,
                 noderole_id: row.noderole_id,

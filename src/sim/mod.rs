@@ -1,24 +1,29 @@
-//! Simulated machines: when a role schedules a node's reboot, the machine
-//! "reboots" after the delay and boots the way real hardware would, through
-//! the same code paths — a DHCP exchange over UDP with kiln's server (as
-//! iPXE, from loopback), the boot script over HTTP, and the node callbacks
-//! with the token the script carried: install (`bootenv: local`), reboot,
-//! boot from disk, `alive: true`.
+//! Simulated machines: when a scheduled reboot is due (see
+//! `provisioner::reboots`), the machine "reboots" and boots the way real
+//! hardware would, through the same code paths — a DHCP exchange over UDP
+//! with kiln's server (as iPXE, from loopback), the boot script over HTTP,
+//! and the node callbacks with the token the script carried: install
+//! (`bootenv: local`), reboot, boot from disk, `alive: true`.
+//!
+//! The machines live in kiln's process: a kiln killed while one is
+//! installing takes that machine down with it (its reboot was performed;
+//! the install watchdog answers for it).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode};
 use dhcproto::{Decodable, Encodable};
+use futures::future::LocalBoxFuture;
 use sea_orm::DatabaseConnection;
 use tokio::net::UdpSocket;
 
-use crate::actors::event_bus::Heard;
+use crate::actors::in_flight::Held;
 use crate::actors::trace::TraceRecorder;
+use crate::db::reboots::PendingReboot;
 use crate::db::{nodes, Key};
-use crate::domain::Fact;
+use crate::provisioner::reboots::PowerCycle;
 use crate::shutdown::Shutdown;
 
 /// How simulated machines reach kiln.
@@ -29,7 +34,7 @@ pub struct SimConfig {
     pub install_ms: u64,
 }
 
-/// Plays every machine whose reboot a role schedules.
+/// Plays every machine whose reboot comes due.
 pub struct Simulator {
     db: DatabaseConnection,
     config: Arc<SimConfig>,
@@ -55,42 +60,56 @@ impl Simulator {
     }
 }
 
-impl Actor for Simulator {
-    type Context = Context<Self>;
-}
-
-impl Handler<Heard> for Simulator {
-    type Result = ();
-
-    fn handle(&mut self, Heard { fact, held }: Heard, _: &mut Self::Context) {
-        let Fact::RebootScheduled(reboot) = fact else {
-            return;
-        };
-        let machine = Machine {
-            db: self.db.clone(),
-            config: self.config.clone(),
-            trace: self.trace.clone(),
-            http: self.http.clone(),
-            node: reboot.node.clone(),
-        };
-        self.shutdown.spawn_local(async move {
-            // Done with the fact once this ends, not when the handler returns.
-            let _held = held;
-            tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
-            if let Err(e) = machine.power_cycle().await {
-                tracing::warn!(node = %machine.node, error = %e, "simulated machine gave up");
-            }
-        });
+impl PowerCycle for Simulator {
+    /// The machine is reset at once; it boots on its own from there,
+    /// holding kiln unsettled until its last callback.
+    fn cycle(
+        &self,
+        reboot: &PendingReboot,
+        held: &Held,
+    ) -> LocalBoxFuture<'static, Result<(), String>> {
+        let db = self.db.clone();
+        let config = self.config.clone();
+        let trace = self.trace.clone();
+        let http = self.http.clone();
+        let shutdown = self.shutdown.clone();
+        let node_id = reboot.node_id;
+        let held = held.another();
+        Box::pin(async move {
+            let view = nodes::get_view(&db, &Key::Id(node_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            let mac = view
+                .interfaces
+                .first()
+                .map(|i| i.mac.clone())
+                .ok_or_else(|| "node has no interface".to_string())?;
+            let machine = Machine {
+                config,
+                trace,
+                http,
+                node: view.node.name,
+                mac,
+            };
+            shutdown.spawn_local(async move {
+                // Kiln is not settled while the machine boots.
+                let _held = held;
+                if let Err(e) = machine.power_cycle().await {
+                    tracing::warn!(node = %machine.node, error = %e, "simulated machine gave up");
+                }
+            });
+            Ok(())
+        })
     }
 }
 
 /// One simulated machine.
 struct Machine {
-    db: DatabaseConnection,
     config: Arc<SimConfig>,
     trace: Arc<TraceRecorder>,
     http: reqwest::Client,
     node: String,
+    mac: String,
 }
 
 /// What a boot ended in.
@@ -127,7 +146,7 @@ impl Machine {
 
     /// DHCP as iPXE would, then the boot script if DHCP named one.
     async fn network_boot(&self) -> Result<Booted, String> {
-        let mac = self.mac().await?;
+        let mac = self.mac.clone();
         self.trace
             .record("Machine", "Dhcp", "Discover", &self.node, "");
         let boot_file = self.dhcp_exchange(&mac).await?;
@@ -161,16 +180,6 @@ impl Machine {
             .ok_or("installer script has no kiln.token")?
             .to_string();
         Ok(Booted::Installer { token })
-    }
-
-    async fn mac(&self) -> Result<String, String> {
-        let view = nodes::get_view(&self.db, &Key::Name(self.node.clone()))
-            .await
-            .map_err(|e| e.to_string())?;
-        view.interfaces
-            .first()
-            .map(|i| i.mac.clone())
-            .ok_or_else(|| "node has no interface".to_string())
     }
 
     /// DISCOVER then REQUEST; returns the boot file of the ACK.

@@ -16,6 +16,7 @@ pub use queries::{
     StateTest, WaitingCounts,
 };
 pub use rows::{
-    commit_proposed_data, find, find_in, get, insert, list_refs, of_deployment_in, of_node,
-    of_role, on_node, record_run_result, refs, set_data, set_state, NoderoleFilter, NoderoleRef,
+    commit_proposed_data, find, find_in, forget_successes, get, insert, list_refs,
+    of_deployment_in, of_node, of_role, on_node, record_run_result, refs, set_data, set_state,
+    NoderoleFilter, NoderoleRef,
 };

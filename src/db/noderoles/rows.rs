@@ -277,6 +277,21 @@ pub async fn record_run_result<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Forgets a noderole's successful runs, so a destructive role runs its
+/// jig again (a retried install whose machine never came back).
+pub async fn forget_successes<C: ConnectionTrait>(db: &C, id: i64) -> RepoResult<()> {
+    let done = noderole::Entity::update_many()
+        .col_expr(noderole::Column::RunCount, Expr::value(0))
+        .col_expr(noderole::Column::UpdatedAt, Expr::value(now()))
+        .filter(noderole::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(RepoError::not_found("noderole", id));
+    }
+    Ok(())
+}
+
 /// Commits the proposed data of the given noderoles, a few statements for
 /// any number of them.
 pub async fn commit_proposed_data<C: ConnectionTrait>(db: &C, ids: &[i64]) -> RepoResult<()> {
