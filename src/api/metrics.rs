@@ -9,6 +9,12 @@ use super::ApiError;
 use super::AppState;
 use crate::db::noderoles;
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 503, description = "the database does not answer"))
+)]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let runs = state.orchestrator.counters();
