@@ -636,6 +636,17 @@ on_both_databases!(every_error_is_json, |backend| async move {
             "{path}"
         );
     }
+    // An offset past what the databases count (a 500, or a dropped
+    // connection, before).
+    for list in ["nodes", "runs", "noderoles"] {
+        let path = format!("/api/v2/{list}?offset=9223372036854775808");
+        let (status, value) = json_error(app.get(&path).send().await.unwrap()).await;
+        assert_eq!(
+            (status, value["error"]["field"].as_str()),
+            (422, Some("offset")),
+            "{path}"
+        );
+    }
     // Extractor errors: a query parameter of the wrong type, malformed JSON.
     let (status, _) = json_error(app.get("/api/v2/runs?limit=abc").send().await.unwrap()).await;
     assert_eq!(status, 400);

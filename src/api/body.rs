@@ -82,10 +82,15 @@ impl Page {
                 field: Some("limit".into()),
             });
         }
-        Ok(Self {
-            limit,
-            offset: offset.unwrap_or(0),
-        })
+        let offset = offset.unwrap_or(0);
+        // The databases count rows in signed 64 bits.
+        if offset > i64::MAX as u64 {
+            return Err(ApiError::Unprocessable {
+                message: format!("offset must be at most {}", i64::MAX),
+                field: Some("offset".into()),
+            });
+        }
+        Ok(Self { limit, offset })
     }
 }
 
