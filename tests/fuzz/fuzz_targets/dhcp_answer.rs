@@ -23,8 +23,8 @@ fn table() -> &'static (DhcpTable, BootContext) {
             ip: ip.into(),
             local_boot,
         };
-        let network = |id, subnet: &str, router: &str, pool: Option<(&str, &str)>| {
-            entity::network::Model {
+        let network =
+            |id, subnet: &str, router: &str, pool: Option<(&str, &str)>| entity::network::Model {
                 id,
                 name: format!("net{id}"),
                 subnet: subnet.into(),
@@ -34,8 +34,7 @@ fn table() -> &'static (DhcpTable, BootContext) {
                 pool_start: pool.map(|p| p.0.into()),
                 pool_end: pool.map(|p| p.1.into()),
                 lease_secs: 3600,
-            }
-        };
+            };
         table.replace(
             vec![
                 host("n1.lab.example", "52:54:00:00:00:01", "10.99.0.11", false),
@@ -43,7 +42,12 @@ fn table() -> &'static (DhcpTable, BootContext) {
                 host("far.lab.example", "52:54:00:00:00:03", "192.0.2.9", false),
             ],
             vec![
-                network(1, "10.99.0.0/24", "10.99.0.1", Some(("10.99.0.100", "10.99.0.103"))),
+                network(
+                    1,
+                    "10.99.0.0/24",
+                    "10.99.0.1",
+                    Some(("10.99.0.100", "10.99.0.103")),
+                ),
                 network(2, "10.98.0.0/16", "10.98.0.1", None),
             ],
         );
