@@ -163,13 +163,18 @@ impl Application {
         app.state.orchestrator.resume().await?;
         let data = web::Data::new(app.state.clone());
         app.server = Some(
-            HttpServer::new(move || App::new().app_data(data.clone()).configure(api::routes))
-                .listen(listener_of(&mut app)?)
-                .map_err(|e| StartError::Listen {
-                    addr: format!("127.0.0.1:{}", app.port),
-                    reason: e.to_string(),
-                })?
-                .run(),
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(api::json_errors())
+                    .app_data(data.clone())
+                    .configure(api::routes)
+            })
+            .listen(listener_of(&mut app)?)
+            .map_err(|e| StartError::Listen {
+                addr: format!("127.0.0.1:{}", app.port),
+                reason: e.to_string(),
+            })?
+            .run(),
         );
         tracing::info!(port = app.port, backend = ?app.state.backend, "kiln is listening");
         Ok(app)

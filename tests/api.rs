@@ -456,6 +456,13 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
     let (status, spec) = body(app.get("/api/v2/openapi.json").send().await.unwrap()).await;
     assert_eq!(status, 200);
     let expected = [
+        ("get", "/health"),
+        ("get", "/metrics"),
+        ("get", "/boot/{mac}.ipxe"),
+        ("get", "/boot/answers/{mac}"),
+        ("get", "/boot/files/{tail}"),
+        ("head", "/boot/files/{tail}"),
+        ("get", "/api/v2/openapi.json"),
         ("get", "/api/v2/nodes"),
         ("post", "/api/v2/nodes"),
         ("get", "/api/v2/nodes/{key}"),
@@ -501,6 +508,47 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
         "{}",
         spec["components"]
     );
+    assert_eq!(
+        spec["components"]["securitySchemes"]["bearer"],
+        json!({"type": "http", "scheme": "bearer"})
+    );
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().expect("operationId");
+            assert!(ids.insert(id.to_string()), "{id} is not unique");
+            // Admin routes ask for the bearer token; what machines fetch
+            // while booting, liveness and the spec itself do not.
+            let admin = path.starts_with("/api/v2/") && path != "/api/v2/openapi.json";
+            assert_eq!(
+                op["security"] == json!([{"bearer": []}]),
+                admin,
+                "{method} {path}: {}",
+                op["security"]
+            );
+            let responses = op["responses"].as_object().unwrap();
+            assert_eq!(responses.contains_key("401"), admin, "{method} {path}");
+            for (status, response) in responses.iter().filter(|(s, _)| *s != "204") {
+                let content = response["content"].as_object();
+                assert!(
+                    content.is_some_and(|c| c.values().all(|m| m["schema"].is_object())),
+                    "{method} {path} {status} has no response schema"
+                );
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"]["$ref"],
+                        "#/components/schemas/ErrorBody",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    let anneal = &paths["/api/v2/anneal"]["get"]["responses"];
+    assert!(anneal["202"]["content"]["application/json"].is_object());
+    let events = &paths["/api/v2/events"]["get"]["responses"]["200"]["content"];
+    assert!(events["text/event-stream"].is_object(), "{events}");
+    assert!(paths["/api/v2/nodes"]["post"]["responses"]["413"].is_object());
 });
 
 on_both_databases!(events_stream_facts, |backend| async move {
@@ -644,4 +692,85 @@ on_both_databases!(anneal_says_why_work_waits, |backend| async move {
     ] {
         assert_eq!(anneal["waiting"][reason], 0, "{reason}: {anneal}");
     }
+});
+
+/// An error answer's status, checked to be the one JSON error shape.
+async fn json_error(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let text = resp.text().await.unwrap();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: {content_type}: {text}"
+    );
+    let value: Value = serde_json::from_str(&text).unwrap();
+    let error = &value["error"];
+    assert!(error["code"].is_string(), "{value}");
+    assert!(error["message"].is_string(), "{value}");
+    (status, value)
+}
+
+on_both_databases!(every_error_is_json, |backend| async move {
+    let app = spawn_app(backend).await;
+    // A body over the size limit.
+    let big = format!("{{\"name\":\"{}\"}}", "a".repeat(kiln::api::BODY_LIMIT + 1));
+    let resp = app
+        .post("/api/v2/nodes")
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let (status, value) = json_error(resp).await;
+    assert_eq!(
+        (status, value["error"]["code"].as_str()),
+        (413, Some("too_large"))
+    );
+    // A known path with a method it does not serve names the ones it does.
+    let resp = app.delete("/api/v2/runs").send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "GET");
+    let (status, value) = json_error(resp).await;
+    assert_eq!(
+        (status, value["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
+    let resp = app.post("/boot/files/kernel").send().await.unwrap();
+    let (status, _) = json_error(resp).await;
+    assert_eq!(status, 405);
+    // Unknown routes, inside and outside the API.
+    for path in ["/api/v2/nowhere", "/nowhere", "/api/v2/nodes/x/y/z"] {
+        let (status, value) = json_error(app.get(path).send().await.unwrap()).await;
+        assert_eq!(
+            (status, value["error"]["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}"
+        );
+    }
+    // An offset past what the databases count (a 500, or a dropped
+    // connection, before).
+    for list in ["nodes", "runs", "noderoles"] {
+        let path = format!("/api/v2/{list}?offset=9223372036854775808");
+        let (status, value) = json_error(app.get(&path).send().await.unwrap()).await;
+        assert_eq!(
+            (status, value["error"]["field"].as_str()),
+            (422, Some("offset")),
+            "{path}"
+        );
+    }
+    // Extractor errors: a query parameter of the wrong type, malformed JSON.
+    let (status, _) = json_error(app.get("/api/v2/runs?limit=abc").send().await.unwrap()).await;
+    assert_eq!(status, 400);
+    let resp = app
+        .put("/api/v2/nodes/x")
+        .body("{bad")
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = json_error(resp).await;
+    assert_eq!(status, 400);
 });

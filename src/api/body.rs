@@ -82,10 +82,15 @@ impl Page {
                 field: Some("limit".into()),
             });
         }
-        Ok(Self {
-            limit,
-            offset: offset.unwrap_or(0),
-        })
+        let offset = offset.unwrap_or(0);
+        // The databases count rows in signed 64 bits.
+        if offset > i64::MAX as u64 {
+            return Err(ApiError::Unprocessable {
+                message: format!("offset must be at most {}", i64::MAX),
+                field: Some("offset".into()),
+            });
+        }
+        Ok(Self { limit, offset })
     }
 }
 
@@ -116,5 +121,36 @@ pub fn query_error(err: actix_web::error::QueryPayloadError) -> ApiError {
     ApiError::BadRequest {
         message: text,
         field,
+    }
+}
+
+/// A path segment that does not parse (a percent-encoding that is not
+/// UTF-8) as a 400.
+pub fn path_error(err: actix_web::error::PathError) -> ApiError {
+    ApiError::BadRequest {
+        message: err.to_string(),
+        field: None,
+    }
+}
+
+/// Errors of the `web::Json` extractor in the one error shape: a body too
+/// large, of the wrong content type, or not JSON is a 400 (413 for size);
+/// a body of the wrong shape goes through [`parse`]'s naming of the field.
+pub fn json_error(err: actix_web::error::JsonPayloadError) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError;
+    match err {
+        JsonPayloadError::Deserialize(e) => ApiError::Unprocessable {
+            field: None,
+            message: e.to_string(),
+        }
+        .into(),
+        other => {
+            let status = actix_web::ResponseError::status_code(&other);
+            actix_web::error::InternalError::from_response(
+                other.to_string(),
+                super::error::from_plain(status, Some(other.to_string())),
+            )
+            .into()
+        }
     }
 }

@@ -41,6 +41,13 @@ fn render_error(e: impl std::fmt::Display) -> ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/boot/{mac}.ipxe",
+    tag = "boot",
+    params(("mac" = String, Path, description = "the booting interface's MAC")),
+    responses((status = 200, description = "The iPXE script for the node's bootenv (discovery for an unknown MAC)", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
+)]
 #[get("/boot/{mac}.ipxe")]
 async fn script(
     state: web::Data<AppState>,
@@ -80,6 +87,13 @@ async fn find_or_await(state: &AppState, mac: &str) -> Result<Option<node::Model
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/boot/answers/{mac}",
+    tag = "boot",
+    params(("mac" = String, Path, description = "the installing interface's MAC")),
+    responses((status = 200, description = "The installer's answer file, rendered from the node's bootenv", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 404, description = "no node has this MAC"), (status = 409, description = "the node's bootenv has no answer file to give"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
+)]
 #[get("/boot/answers/{mac}")]
 async fn answer(
     state: web::Data<AppState>,
@@ -99,6 +113,13 @@ async fn answer(
 
 /// Kernels and initrds from `provisioner.files_dir`; actix-files answers
 /// HEAD and Range and refuses paths that leave the directory.
+#[utoipa::path(
+    method(get, head),
+    path = "/boot/files/{tail}",
+    tag = "boot",
+    params(("tail" = String, Path, description = "a path under provisioner.files_dir")),
+    responses((status = 200, description = "The file", body = Vec<u8>, content_type = "application/octet-stream"), (status = 206, description = "The range asked for", body = Vec<u8>, content_type = "application/octet-stream"), (status = 404, description = "no such file"), (status = 416, description = "the range lies outside the file"))
+)]
 #[route("/boot/files/{tail:.*}", method = "GET", method = "HEAD")]
 async fn files(
     req: HttpRequest,

@@ -76,14 +76,48 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(detail) = self {
             tracing::error!(%detail, "internal error");
         }
-        HttpResponse::build(self.status_code()).json(json!({
-            "error": {
-                "code": self.code(),
-                "message": self.to_string(),
-                "field": self.field(),
-            }
-        }))
+        HttpResponse::build(self.status_code()).json(body(
+            self.code(),
+            &self.to_string(),
+            self.field(),
+        ))
     }
+}
+
+/// The one error shape, `{"error":{"code","message","field"}}`.
+fn body(code: &str, message: &str, field: Option<&str>) -> serde_json::Value {
+    json!({ "error": { "code": code, "message": message, "field": field } })
+}
+
+/// 405 for a known path asked with a method it does not serve, naming the
+/// ones it does in `Allow`.
+pub fn method_not_allowed(allowed: &[actix_web::http::Method]) -> HttpResponse {
+    let allow = allowed
+        .iter()
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = format!("method not allowed; this path answers {allow}");
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .json(body("method_not_allowed", &message, None))
+}
+
+/// The JSON error for a response actix-web made itself as text (a body
+/// over the size limit, a payload it could not read): the same status,
+/// with the error's own words as the message.
+pub fn from_plain(status: StatusCode, message: Option<String>) -> HttpResponse {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message =
+        message.unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase());
+    HttpResponse::build(status).json(body(code, &message, None))
 }
 
 impl From<RepoError> for ApiError {

@@ -14,7 +14,7 @@ use super::AppState;
     get,
     path = "/api/v2/events",
     tag = "events",
-    responses((status = 200, description = "text/event-stream of facts: one `event:` per fact name, JSON `data:`"))
+    responses((status = 200, description = "Server-sent events: one `event:` per fact, named after it, with the fact as JSON in `data:`", body = String, content_type = "text/event-stream"))
 )]
 #[get("/events")]
 async fn events(_: Admin, state: web::Data<AppState>) -> HttpResponse {

@@ -8,6 +8,12 @@ use super::AppState;
 
 /// `GET /health`: 200 with the backend name when the database answers,
 /// 503 `unavailable` while it does not.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses((status = 200, description = "kiln and its database answer", body = HealthView), (status = 503, description = "the database does not answer"))
+)]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.db.ping().await.map_err(|e| {

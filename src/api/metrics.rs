@@ -94,6 +94,12 @@ fn label(raw: &str) -> String {
         .replace('\n', "\\n")
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"), (status = 503, description = "the database does not answer"))
+)]
 #[get("/metrics")]
 async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let runs = state.orchestrator.counters();

@@ -10,6 +10,7 @@ mod boot;
 mod deployments;
 mod error;
 mod events;
+mod fallback;
 mod health;
 mod metrics;
 mod noderoles;
@@ -20,15 +21,27 @@ mod runs;
 mod state;
 mod views;
 
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
 pub use error::ApiError;
+pub use fallback::json_errors;
 pub use state::AppState;
 
-/// Mounts every route.
+/// The largest request body kiln reads (larger ones get a JSON 413).
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// Mounts every route, with JSON errors from the extractors and for paths
+/// and methods no handler serves.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|e, _| body::query_error(e).into()))
-        .app_data(web::JsonConfig::default().limit(1 << 20))
+        .app_data(web::PathConfig::default().error_handler(|e, _| body::path_error(e).into()))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(BODY_LIMIT)
+                .error_handler(|e, _| body::json_error(e)),
+        )
+        .app_data(web::PayloadConfig::default().limit(BODY_LIMIT))
+        .default_service(web::to(fallback::unmatched))
         .service(health::health)
         .configure(crate::ui::routes)
         .service(metrics::metrics)
@@ -42,10 +55,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(runs::routes)
                 .service(events::events)
                 .service(openapi::openapi_json)
-                .default_service(web::to(not_found)),
+                .default_service(web::to(fallback::unmatched)),
         );
-}
-
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such route".into()))
 }

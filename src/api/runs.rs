@@ -127,7 +127,7 @@ async fn scheduler(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse,
     get,
     path = "/api/v2/anneal",
     tag = "runs",
-    responses((status = 200, description = "Settled (202 while anything is todo or transition or a run is queued or running), with counts by state", body = AnnealView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "Settled: nothing is todo or in transition and no run is queued or running; counts by state", body = AnnealView), (status = 202, description = "Work remains; counts by state", body = AnnealView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[get("/anneal")]
 async fn anneal(_: Admin, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -492,3 +492,39 @@ impl HealthView {
         }
     }
 }
+
+/// Every error answer: `{"error":{"code","message","field"}}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, for programs (`code`) and for people (`message`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(schema_with = error_code)]
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub field: Option<String>,
+}
+
+/// The codes [`super::error`] writes.
+fn error_code() -> Object {
+    named(
+        [
+            "bad_request",
+            "invalid",
+            "unauthorized",
+            "forbidden",
+            "not_found",
+            "method_not_allowed",
+            "conflict",
+            "too_large",
+            "unsupported_media_type",
+            "unavailable",
+            "internal",
+        ]
+        .into_iter(),
+    )
+}
