@@ -429,7 +429,10 @@ mod tests {
     fn one_run_at_a_time() {
         let mut queue = RunQueue::new(vec![ticket(1, false), ticket(2, false)]);
         assert_eq!(queue.start_next().map(|t| t.run_id), Some(1));
-        assert!(queue.start_next().is_none(), "a second run while the first holds");
+        assert!(
+            queue.start_next().is_none(),
+            "a second run while the first holds"
+        );
         // A priority run arriving now waits for the current one.
         queue.push(ticket(3, true));
         assert_eq!(queue.current().map(|t| t.run_id), Some(1));

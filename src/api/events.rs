@@ -1,13 +1,13 @@
 //! `GET /api/v2/events`: the event bus's facts as server-sent events, so a
 //! page or a script can watch noderoles and runs change without polling.
-//! (`?token=` is accepted for clients such as EventSource that cannot set
-//! headers.)
+//! The only route that also takes the admin token as `?token=`, for
+//! clients such as EventSource that cannot set headers.
 
 use actix_web::{get, web, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::auth::Admin;
+use super::auth::StreamAdmin;
 use super::AppState;
 
 #[utoipa::path(
@@ -17,7 +17,7 @@ use super::AppState;
     responses((status = 200, description = "text/event-stream of facts: one `event:` per fact name, JSON `data:`"))
 )]
 #[get("/events")]
-async fn events(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+async fn events(_: StreamAdmin, state: web::Data<AppState>) -> HttpResponse {
     let mut facts = state.orchestrator.stream();
     let stream = async_stream::stream! {
         yield Ok::<_, actix_web::Error>(Bytes::from_static(b": kiln events\n\n"));

@@ -8,6 +8,7 @@ use sea_orm::DatabaseConnection;
 use crate::db::Backend;
 use crate::orchestrator::Orchestrator;
 use crate::provisioner::boot::BootUrls;
+use crate::provisioner::boots::Boots;
 use crate::provisioner::dhcp::DhcpTable;
 use crate::provisioner::sightings::Sightings;
 use crate::settings::Settings;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub boot_urls: BootUrls,
     /// What kiln last saw of each machine (DHCP answers, boot scripts).
     pub sightings: Arc<Sightings>,
+    /// Each machine's current network boot: its node token is issued once.
+    pub boots: Arc<Boots>,
     /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
     pub dhcp_table: Option<Arc<DhcpTable>>,
 }

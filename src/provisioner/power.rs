@@ -3,6 +3,7 @@
 //! machine once the delay has passed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -14,6 +15,7 @@ use crate::actors::trace::TraceRecorder;
 use crate::db::{nodes, Key};
 use crate::domain::facts::RebootScheduled;
 use crate::domain::Fact;
+use crate::provisioner::boots::Boots;
 use crate::shutdown::Shutdown;
 
 /// How long a power command may take before it counts as failed.
@@ -23,7 +25,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct PowerDriver {
     db: DatabaseConnection,
     command: PathBuf,
-    trace: std::sync::Arc<TraceRecorder>,
+    boots: Arc<Boots>,
+    trace: Arc<TraceRecorder>,
     shutdown: Shutdown,
 }
 
@@ -31,12 +34,14 @@ impl PowerDriver {
     pub fn new(
         db: DatabaseConnection,
         command: PathBuf,
-        trace: std::sync::Arc<TraceRecorder>,
+        boots: Arc<Boots>,
+        trace: Arc<TraceRecorder>,
         shutdown: Shutdown,
     ) -> Self {
         Self {
             db,
             command,
+            boots,
             trace,
             shutdown,
         }
@@ -56,13 +61,14 @@ impl Handler<Heard> for PowerDriver {
         };
         let db = self.db.clone();
         let command = self.command.clone();
+        let boots = self.boots.clone();
         let trace = self.trace.clone();
         self.shutdown.spawn_local(async move {
             // Done with the fact once this ends, not when the handler returns.
             let _held = held;
             tokio::time::sleep(Duration::from_millis(reboot.delay_ms)).await;
             trace.record("PowerDriver", "Machine", "PowerCycle", &reboot.node, "");
-            match cycle(&db, &command, &reboot).await {
+            match cycle(&db, &command, &boots, &reboot).await {
                 Ok(()) => tracing::info!(node = %reboot.node, "power-cycled"),
                 Err(e) => tracing::error!(node = %reboot.node, error = %e, "power cycle failed"),
             }
@@ -70,14 +76,20 @@ impl Handler<Heard> for PowerDriver {
     }
 }
 
+/// Runs the power command; the machine's interfaces start a new boot
+/// first, so the boot script it fetches next issues it a fresh token.
 async fn cycle(
     db: &DatabaseConnection,
     command: &PathBuf,
+    boots: &Boots,
     reboot: &RebootScheduled,
 ) -> Result<(), String> {
     let node = nodes::get_view(db, &Key::Id(reboot.node_id))
         .await
         .map_err(|e| e.to_string())?;
+    for interface in &node.interfaces {
+        boots.started(&interface.mac);
+    }
     let mac = node
         .interfaces
         .first()
