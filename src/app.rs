@@ -45,7 +45,12 @@ pub enum StartError {
     Listen { addr: String, reason: String },
     #[error("http.bind {0} is not a loopback address and auth.admin_token is empty; set a token or bind to 127.0.0.1")]
     UnprotectedListen(SocketAddr),
+    #[error("http.bind {addr} is not a loopback address and auth.admin_token is {reason}; set a token of at least {MIN_PUBLIC_TOKEN_LEN} characters")]
+    WeakToken { addr: SocketAddr, reason: String },
 }
+
+/// The shortest admin token kiln accepts beyond loopback.
+pub const MIN_PUBLIC_TOKEN_LEN: usize = 16;
 
 /// A built, bound, not yet running kiln.
 pub struct Application {
@@ -64,16 +69,19 @@ pub struct Application {
 #[derive(Clone)]
 pub struct Stopper {
     server: Option<ServerHandle>,
+    http_stopping: tokio_util::sync::CancellationToken,
     shutdown: Shutdown,
     db: DatabaseConnection,
 }
 
 impl Stopper {
-    /// Stops serving HTTP (requests in flight finish), signals the one
+    /// Stops serving HTTP (requests in flight finish; the event streams
+    /// end), signals the one
     /// shutdown token and waits until every background task has ended,
     /// then closes the database pool: nothing is left to hold a connection
     /// when the actix system goes away. Stopping twice is harmless.
     pub async fn stop(&self) {
+        self.http_stopping.cancel();
         if let Some(server) = &self.server {
             server.stop(true).await;
         }
@@ -190,6 +198,7 @@ impl Application {
             machines.push(Rc::new(PowerDriver::new(
                 self.state.db.clone(),
                 settings.power.command.clone().into(),
+                self.state.boots.clone(),
                 self.state.orchestrator.trace(),
             )));
         }
@@ -249,9 +258,11 @@ impl Application {
             orchestrator,
             boot_urls,
             sightings: Arc::default(),
+            boots: Arc::default(),
             dhcp_table,
             dhcp_stats: None,
             tftp_stats: None,
+            http_stopping: Default::default(),
         };
         Ok(Self {
             port,
@@ -288,6 +299,7 @@ impl Application {
     pub fn stopper(&self) -> Stopper {
         Stopper {
             server: self.server.as_ref().map(Server::handle),
+            http_stopping: self.state.http_stopping.clone(),
             shutdown: self.shutdown.clone(),
             db: self.state.db.clone(),
         }
@@ -379,7 +391,10 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
         table.clone(),
         ctx,
         tx,
-        state.sightings.clone(),
+        dhcp_server::Observers {
+            sightings: state.sightings.clone(),
+            boots: state.boots.clone(),
+        },
         state.orchestrator.shutdown(),
     )
     .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
@@ -403,13 +418,29 @@ fn bind_listener(settings: &Settings) -> Result<TcpListener, StartError> {
         .bind
         .parse()
         .map_err(|_| StartError::BadBind(settings.http.bind.clone()))?;
-    if settings.auth.admin_token.is_empty() && !addr.ip().is_loopback() {
-        return Err(StartError::UnprotectedListen(addr));
+    if !addr.ip().is_loopback() {
+        refuse_weak_token(&settings.auth.admin_token, addr)?;
     }
     TcpListener::bind(addr).map_err(|e| StartError::Listen {
         addr: addr.to_string(),
         reason: e.to_string(),
     })
+}
+
+/// Beyond loopback the admin token is all that guards the API: none, only
+/// whitespace, or too short to resist guessing is refused.
+fn refuse_weak_token(token: &str, addr: SocketAddr) -> Result<(), StartError> {
+    if token.is_empty() {
+        return Err(StartError::UnprotectedListen(addr));
+    }
+    let reason = if token.trim().is_empty() {
+        "only whitespace".to_string()
+    } else if token.trim().chars().count() < MIN_PUBLIC_TOKEN_LEN {
+        format!("shorter than {MIN_PUBLIC_TOKEN_LEN} characters")
+    } else {
+        return Ok(());
+    };
+    Err(StartError::WeakToken { addr, reason })
 }
 
 /// Serves the stock iPXE binaries to PXE firmware on `tftp.address`:`tftp.port`.

@@ -87,6 +87,9 @@ pub struct LogSettings {
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     pub admin_token: String,
+    /// Boot routes that carry a node token answer only the node's own
+    /// address when kiln knows it (fixed, or leased by kiln's DHCP server).
+    pub boot_address_check: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,8 +159,12 @@ pub enum SettingsError {
 impl Settings {
     /// `serve --simulate`: simulated machines need kiln's DHCP server; on
     /// loopback it needs no privileges when no port was chosen.
+    ///
+    /// Simulated machines call from loopback, not from the addresses their
+    /// nodes have, so the boot routes' address check is off.
     pub fn simulate(&mut self) {
         self.sim.enabled = true;
+        self.auth.boot_address_check = false;
         if !self.dhcp.enabled {
             self.dhcp.enabled = true;
             self.dhcp.address = "127.0.0.1".into();

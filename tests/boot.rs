@@ -1,5 +1,7 @@
 //! What machines fetch while they network-boot: iPXE scripts by bootenv,
 //! answer files with working callback tokens, and files with HEAD and Range.
+//! The node's address is on loopback (127.0.0.31) and the "machine" calls
+//! from it, as the boot routes that carry a token require.
 
 mod common;
 
@@ -30,13 +32,17 @@ on_both_databases!(scripts_follow_the_bootenv, |backend| async move {
     .unwrap();
     let resp = app
         .post("/api/v2/nodes")
-        .json(&json!({"name": "n1.lab.example", "interfaces": [{"mac": "52:54:00:00:00:01", "ip": "10.99.0.11"}]}))
+        .json(&json!({"name": "n1.lab.example", "interfaces": [{"mac": "52:54:00:00:00:01", "ip": "127.0.0.31"}]}))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
+    let machine = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 31]))
+        .build()
+        .unwrap();
     let fetch = |path: String| {
-        let client = app.client.clone();
+        let client = machine.clone();
         let url = format!("{}{path}", app.address);
         async move {
             let resp = client.get(url).send().await.unwrap();

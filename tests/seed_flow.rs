@@ -27,11 +27,11 @@ fn cluster_file() -> String {
         r#"
 [[network]]
 name = "lab"
-subnet = "10.99.0.0/24"
-router = "10.99.0.1"
-dns = ["10.99.0.1"]
+subnet = "127.0.99.0/24"
+router = "127.0.99.1"
+dns = ["127.0.99.1"]
 domain = "lab.example"
-pool = ["10.99.0.100", "10.99.0.199"]
+pool = ["127.0.99.100", "127.0.99.199"]
 
 [[bootenv]]
 name = "ubuntu-24.04-install"
@@ -44,7 +44,7 @@ name = "admin.lab.example"
 admin = true
 alive = true
 bootenv = "local"
-interfaces = [{ mac = "52:54:00:99:00:01", ip = "10.99.0.1" }]
+interfaces = [{ mac = "52:54:00:99:00:01", ip = "127.0.99.1" }]
 
 [[deployment]]
 name = "system"
@@ -57,7 +57,7 @@ bindings = [
     );
     for (i, n) in NODES.iter().enumerate() {
         text.push_str(&format!(
-            "\n[[node]]\nname = \"{n}\"\nalive = true\ninterfaces = [{{ mac = \"52:54:00:99:00:1{i}\", ip = \"10.99.0.1{i}\" }}]\n"
+            "\n[[node]]\nname = \"{n}\"\nalive = true\ninterfaces = [{{ mac = \"52:54:00:99:00:1{i}\", ip = \"127.0.99.1{i}\" }}]\n"
         ));
     }
     text

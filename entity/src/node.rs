@@ -14,6 +14,7 @@ pub struct Model {
     pub target_os: Option<String>,
     pub deployment_id: i64,
     pub token_hash: Option<String>,
+    pub token_due: bool,
     pub description: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial;
 mod m20261203_000001_scheduled_reboots;
+mod m20261203_000010_node_token_due;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261203_000001_scheduled_reboots::Migration),
+            Box::new(m20261203_000010_node_token_due::Migration),
         ]
     }
 }

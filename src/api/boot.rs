@@ -2,18 +2,23 @@
 //! admin token: their iPXE script, their installer's answer file, and
 //! kernels and initrds (streamed, with HEAD and Range).
 //!
-//! Rendering a known node's script issues it a fresh node token (only its
-//! hash is stored), which the installer and the booted node use to call
-//! back; the previous token stops working.
+//! A node whose bootenv needs a token (the discovery image, installers)
+//! is issued one at most once per boot (`provisioner::boots`): the script
+//! and answer file of one boot carry the same token, and a fetch from
+//! another address than the node's is refused, so a stranger on the
+//! provisioning network can neither take the token nor replace it.
+
+use std::net::IpAddr;
 
 use actix_web::{get, route, web, HttpRequest, HttpResponse};
-use entity::node;
+use entity::{bootenv, node};
 
 use super::ApiError;
 use super::AppState;
 use crate::db::{bootenvs, nodes, Key};
 use crate::domain::BootenvKind;
 use crate::provisioner::boot::{ipxe_script, variables};
+use crate::provisioner::boots::BootToken;
 use crate::provisioner::discovery;
 use crate::provisioner::template::render;
 
@@ -50,6 +55,7 @@ fn render_error(e: impl std::fmt::Display) -> ApiError {
 )]
 #[get("/boot/{mac}.ipxe")]
 async fn script(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -63,19 +69,79 @@ async fn script(
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
     state.sightings.boot_script(&mac, &bootenv.name);
-    let token = if bootenv.kind == BootenvKind::Local {
-        None
-    } else {
-        Some(nodes::rotate_token(&state.db, node.id).await?)
-    };
     let view = nodes::get_view(&state.db, &Key::Id(node.id)).await?;
+    let token = if needs_token(&bootenv) {
+        refuse_other_addresses(&state, &req, &view, &mac)?;
+        claim_token(&state, &node, &mac).await?
+    } else {
+        state.boots.booted_from_disk(&mac);
+        BootToken::Withheld
+    };
     let ip = view
         .interfaces
         .iter()
         .find(|i| i.mac == mac)
         .and_then(|i| i.ip.clone());
-    let vars = variables(urls, Some(&node), token.as_deref(), &mac, ip.as_deref());
+    let vars = variables(urls, Some(&node), token.plain(), &mac, ip.as_deref());
     Ok(plain(ipxe_script(&bootenv, &vars).map_err(render_error)?))
+}
+
+/// Whether machines booting `bootenv` call back and so need a node token:
+/// the discovery image and installers do, a boot from disk does not.
+fn needs_token(bootenv: &bootenv::Model) -> bool {
+    bootenv.kind != BootenvKind::Local
+}
+
+/// This boot's token: fresh (its hash stored before the script goes out)
+/// at the first boot route of a boot, the same one after that.
+async fn claim_token(
+    state: &AppState,
+    node: &node::Model,
+    mac: &str,
+) -> Result<BootToken, ApiError> {
+    let token = state.boots.claim(mac, node.token_due);
+    if let BootToken::Fresh(plain) = &token {
+        if let Err(e) = nodes::store_boot_token(&state.db, node.id, plain).await {
+            state.boots.unclaim(mac);
+            return Err(e.into());
+        }
+        tracing::info!(node = %node.name, %mac, "issued the node token of this boot");
+    }
+    Ok(token)
+}
+
+/// A route that carries a token answers only the node's own address when
+/// kiln knows it (`auth.boot_address_check`): an interface's fixed
+/// address, or what kiln's DHCP server leased to `mac`.
+fn refuse_other_addresses(
+    state: &AppState,
+    req: &HttpRequest,
+    view: &nodes::NodeView,
+    mac: &str,
+) -> Result<(), ApiError> {
+    if !state.settings.auth.boot_address_check {
+        return Ok(());
+    }
+    let mut known: Vec<IpAddr> = view
+        .interfaces
+        .iter()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect();
+    if let Some(leased) = state.dhcp_table.as_ref().and_then(|t| t.leased(mac)) {
+        known.push(IpAddr::V4(leased));
+    }
+    if known.is_empty() {
+        return Ok(());
+    }
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    if peer.is_some_and(|p| known.contains(&p)) {
+        return Ok(());
+    }
+    tracing::warn!(node = %view.node.name, %mac, peer = ?peer, "boot route refused: not the node's address");
+    Err(ApiError::Forbidden {
+        message: format!("the boot routes of {mac} answer only that node's own address"),
+        field: Some("mac".into()),
+    })
 }
 
 /// The node owning `mac`; a machine kiln's DHCP server just leased an
@@ -87,15 +153,18 @@ async fn find_or_await(state: &AppState, mac: &str) -> Result<Option<node::Model
     }
 }
 
+/// The installer's answer file, with this boot's token. A node booting
+/// from disk has no installer and no token to be given: 409.
 #[utoipa::path(
     get,
     path = "/boot/answers/{mac}",
     tag = "boot",
     params(("mac" = String, Path, description = "the installing interface's MAC")),
-    responses((status = 200, description = "The installer's answer file, rendered from the node's bootenv", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 404, description = "no node has this MAC"), (status = 409, description = "the node's bootenv has no answer file to give"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
+    responses((status = 200, description = "The installer's answer file, rendered from the node's bootenv", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 403, description = "asked from an address that is not the node's"), (status = 404, description = "no node has this MAC"), (status = 409, description = "the node boots from disk: no answer file, no token"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
 )]
 #[get("/boot/answers/{mac}")]
 async fn answer(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -104,8 +173,16 @@ async fn answer(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no node has MAC {mac}")))?;
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
-    let token = nodes::rotate_token(&state.db, node.id).await?;
-    let vars = variables(&state.boot_urls, Some(&node), Some(&token), &mac, None);
+    if !needs_token(&bootenv) {
+        return Err(ApiError::Conflict(format!(
+            "{} boots from disk (bootenv {}): it has no answer file",
+            node.name, bootenv.name
+        )));
+    }
+    let view = nodes::get_view(&state.db, &Key::Id(node.id)).await?;
+    refuse_other_addresses(&state, &req, &view, &mac)?;
+    let token = claim_token(&state, &node, &mac).await?;
+    let vars = variables(&state.boot_urls, Some(&node), token.plain(), &mac, None);
     Ok(plain(
         render(&bootenv.template, &vars).map_err(render_error)?,
     ))

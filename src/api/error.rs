@@ -22,8 +22,12 @@ pub enum ApiError {
     },
     #[error("missing or invalid bearer token")]
     Unauthorized,
-    #[error("{0}")]
-    Forbidden(String),
+    /// Authenticated, but not allowed; `field` names what was refused.
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        field: Option<String>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -40,7 +44,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => "bad_request",
             ApiError::Unprocessable { .. } => "invalid",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
@@ -50,9 +54,9 @@ impl ApiError {
 
     fn field(&self) -> Option<&str> {
         match self {
-            ApiError::BadRequest { field, .. } | ApiError::Unprocessable { field, .. } => {
-                field.as_deref()
-            }
+            ApiError::BadRequest { field, .. }
+            | ApiError::Unprocessable { field, .. }
+            | ApiError::Forbidden { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -64,7 +68,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -148,6 +152,10 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid { ref field, .. } => ApiError::Unprocessable {
                 field: Some(field.clone()),
                 message: err.to_string(),
+            },
+            DomainError::Forbidden { field, reason } => ApiError::Forbidden {
+                message: reason,
+                field: Some(field),
             },
         }
     }

@@ -1,13 +1,13 @@
 //! `GET /api/v2/events`: the event bus's facts as server-sent events, so a
 //! page or a script can watch noderoles and runs change without polling.
-//! (`?token=` is accepted for clients such as EventSource that cannot set
-//! headers.)
+//! The only route that also takes the admin token as `?token=`, for
+//! clients such as EventSource that cannot set headers.
 
 use actix_web::{get, web, HttpResponse};
 use bytes::Bytes;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::auth::Admin;
+use super::auth::StreamAdmin;
 use super::AppState;
 
 #[utoipa::path(
@@ -17,12 +17,19 @@ use super::AppState;
     responses((status = 200, description = "Server-sent events: one `event:` per fact, named after it, with the fact as JSON in `data:`", body = String, content_type = "text/event-stream"))
 )]
 #[get("/events")]
-async fn events(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+async fn events(_: StreamAdmin, state: web::Data<AppState>) -> HttpResponse {
     let mut facts = state.orchestrator.stream();
+    let stopping = state.http_stopping.clone();
     let stream = async_stream::stream! {
         yield Ok::<_, actix_web::Error>(Bytes::from_static(b": kiln events\n\n"));
         loop {
-            match facts.recv().await {
+            // A stopping kiln ends the stream, or stopping would wait for
+            // every watcher to hang up.
+            let next = tokio::select! {
+                next = facts.recv() => next,
+                () = stopping.cancelled() => break,
+            };
+            match next {
                 Ok(fact) => {
                     let data = serde_json::to_string(&fact).unwrap_or_default();
                     yield Ok(Bytes::from(format!("event: {}\ndata: {data}\n\n", fact.name())));

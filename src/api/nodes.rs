@@ -10,6 +10,7 @@ use super::ApiError;
 use super::AppState;
 use crate::db::nodes::{self, NewInterface, NewNode, NodeChange, NodeFilter};
 use crate::db::{deployments, Key};
+use crate::domain::node_token;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -180,15 +181,15 @@ async fn show(
     Ok(HttpResponse::Ok().json(NodeView::from(view)))
 }
 
-/// The admin may change any field; a node's own token only its `alive`
-/// and `bootenv` (the installer and booted-node callbacks).
+/// The admin may change any field; a node's own token only what
+/// `domain::node_token` allows (bootenv to a local one, alive to true).
 #[utoipa::path(
     put,
     path = "/api/v2/nodes/{key}",
     tag = "nodes",
     params(("key" = String, Path, description = "id or name")),
     request_body = UpdateNode,
-    responses((status = 200, description = "The changed node (admin, or the node's own token for alive/bootenv)", body = NodeView), (status = 401, description = "missing or wrong token"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
+    responses((status = 200, description = "The changed node (admin, or the node's own token for alive true / a local bootenv)", body = NodeView), (status = 401, description = "missing or wrong token"), (status = 403, description = "a node token may not make this change, named in error.field"), (status = 404, description = "unknown id or name"), (status = 409, description = "state conflict or duplicate"), (status = 422, description = "invalid field, named in error.field"))
 )]
 #[put("/nodes/{key}")]
 async fn update(
@@ -199,6 +200,12 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     let req: UpdateNode = body::parse(&raw)?;
+    let change = NodeChange {
+        alive: req.alive,
+        available: req.available,
+        bootenv: req.bootenv,
+        target_os: req.target_os,
+    };
     if let Caller::Token(token) = &caller {
         let node = nodes::get(&state.db, &key)
             .await
@@ -206,18 +213,8 @@ async fn update(
         if !nodes::token_matches(&node, token) {
             return Err(ApiError::Unauthorized);
         }
-        if req.available.is_some() || req.target_os.is_some() {
-            return Err(ApiError::Forbidden(
-                "a node token may only set the node's alive and bootenv".into(),
-            ));
-        }
+        node_token::check_self_report(&state.db, &change).await?;
     }
-    let change = NodeChange {
-        alive: req.alive,
-        available: req.available,
-        bootenv: req.bootenv,
-        target_os: req.target_os,
-    };
     state.orchestrator.update_node(&key, change).await?;
     let view = nodes::get_view(&state.db, &key).await?;
     Ok(HttpResponse::Ok().json(NodeView::from(view)))

@@ -376,13 +376,18 @@ pub async fn all_interfaces<C: ConnectionTrait>(
         .collect())
 }
 
-/// Issues a node a fresh token (stored as a hash) and returns it.
-pub async fn rotate_token<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<String> {
-    let token = new_token();
+/// Stores the hash of the token a boot route issued the node: it replaces
+/// the previous one, and the node owes no token until its next boot.
+pub async fn store_boot_token<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+    token: &str,
+) -> RepoResult<()> {
     node::Entity::update_many()
-        .col_expr(node::Column::TokenHash, Some(hash_token(&token)).into())
+        .col_expr(node::Column::TokenHash, Some(hash_token(token)).into())
+        .col_expr(node::Column::TokenDue, false.into())
         .filter(node::Column::Id.eq(node_id))
         .exec(db)
         .await?;
-    Ok(token)
+    Ok(())
 }

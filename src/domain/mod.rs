@@ -11,6 +11,7 @@ pub mod anneal;
 pub mod binding;
 pub mod facts;
 pub mod lifecycle;
+pub mod node_token;
 pub mod nodes;
 pub mod outcome;
 pub mod state;
@@ -34,6 +35,9 @@ pub enum DomainError {
     StateConflict(String),
     #[error("invalid {field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// The caller may not make this change (a node token's limits).
+    #[error("{reason}")]
+    Forbidden { field: String, reason: String },
 }
 
 impl DomainError {

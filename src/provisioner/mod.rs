@@ -3,6 +3,7 @@
 //! provisioner-dns-database live here.
 
 pub mod boot;
+pub mod boots;
 pub mod dhcp;
 pub mod discovery;
 pub mod export;

@@ -15,6 +15,7 @@ use crate::actors::in_flight::Held;
 use crate::actors::trace::TraceRecorder;
 use crate::db::reboots::PendingReboot;
 use crate::db::{nodes, Key};
+use crate::provisioner::boots::Boots;
 
 /// How long a power command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,12 +24,23 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct PowerDriver {
     db: DatabaseConnection,
     command: PathBuf,
+    boots: Arc<Boots>,
     trace: Arc<TraceRecorder>,
 }
 
 impl PowerDriver {
-    pub fn new(db: DatabaseConnection, command: PathBuf, trace: Arc<TraceRecorder>) -> Self {
-        Self { db, command, trace }
+    pub fn new(
+        db: DatabaseConnection,
+        command: PathBuf,
+        boots: Arc<Boots>,
+        trace: Arc<TraceRecorder>,
+    ) -> Self {
+        Self {
+            db,
+            command,
+            boots,
+            trace,
+        }
     }
 }
 
@@ -40,6 +52,7 @@ impl PowerCycle for PowerDriver {
     ) -> LocalBoxFuture<'static, Result<(), String>> {
         let db = self.db.clone();
         let command = self.command.clone();
+        let boots = self.boots.clone();
         let trace = self.trace.clone();
         let node_id = reboot.node_id;
         Box::pin(async move {
@@ -48,6 +61,11 @@ impl PowerCycle for PowerDriver {
                 .map_err(|e| e.to_string())?;
             let name = node.node.name.clone();
             trace.record("PowerDriver", "Machine", "PowerCycle", &name, "");
+            // The machine's interfaces start a new boot first, so the boot
+            // script it fetches next issues it a fresh token.
+            for interface in &node.interfaces {
+                boots.started(&interface.mac);
+            }
             let mac = node
                 .interfaces
                 .first()

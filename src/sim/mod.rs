@@ -3,7 +3,10 @@
 //! hardware would, through the same code paths — a DHCP exchange over UDP
 //! with kiln's server (as iPXE, from loopback), the boot script over HTTP,
 //! and the node callbacks with the token the script carried: install
-//! (`bootenv: local`), reboot, boot from disk, `alive: true`.
+//! (`bootenv: local`), reboot, boot from disk, `alive: true`. A machine
+//! whose DHCP address is on loopback (127.0.0.0/8) calls from that
+//! address, as a real one calls from its own, so the boot routes' address
+//! check holds for it too.
 //!
 //! The machines live in kiln's process: a kiln killed while one is
 //! installing takes that machine down with it (its reboot was performed;
@@ -149,7 +152,7 @@ impl Machine {
         let mac = self.mac.clone();
         self.trace
             .record("Machine", "Dhcp", "Discover", &self.node, "");
-        let boot_file = self.dhcp_exchange(&mac).await?;
+        let (boot_file, address) = self.dhcp_exchange(&mac).await?;
         let Some(url) = boot_file.filter(|f| f.starts_with("http")) else {
             tracing::debug!(node = %self.node, "no boot file: booting from disk");
             self.trace
@@ -157,7 +160,7 @@ impl Machine {
             return Ok(Booted::Disk);
         };
         let script = self
-            .http
+            .client_from(address)?
             .get(&url)
             .send()
             .await
@@ -182,8 +185,21 @@ impl Machine {
         Ok(Booted::Installer { token })
     }
 
-    /// DISCOVER then REQUEST; returns the boot file of the ACK.
-    async fn dhcp_exchange(&self, mac: &str) -> Result<Option<String>, String> {
+    /// An HTTP client calling from `address` when it is on loopback (so
+    /// this host has it), else from 127.0.0.1.
+    fn client_from(&self, address: Ipv4Addr) -> Result<reqwest::Client, String> {
+        if !address.is_loopback() {
+            return Ok(self.http.clone());
+        }
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::V4(address))
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
+    /// DISCOVER then REQUEST; returns the boot file of the ACK and the
+    /// address it gave.
+    async fn dhcp_exchange(&self, mac: &str) -> Result<(Option<String>, Ipv4Addr), String> {
         let chaddr: Vec<u8> = mac
             .split(':')
             .filter_map(|h| u8::from_str_radix(h, 16).ok())
@@ -200,10 +216,11 @@ impl Machine {
         if ack.opts().msg_type() != Some(MessageType::Ack) {
             return Err("DHCP did not acknowledge".into());
         }
-        Ok(match ack.opts().get(OptionCode::BootfileName) {
+        let boot_file = match ack.opts().get(OptionCode::BootfileName) {
             Some(DhcpOption::BootfileName(b)) => Some(String::from_utf8_lossy(b).into_owned()),
             _ => None,
-        })
+        };
+        Ok((boot_file, ack.yiaddr()))
     }
 
     async fn send(

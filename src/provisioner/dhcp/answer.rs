@@ -88,6 +88,16 @@ fn architecture(req: &Message) -> Option<u16> {
     }
 }
 
+/// Whether the client is firmware or iPXE starting a network boot, not an
+/// installed system asking for its lease: acknowledging it starts a new
+/// boot, whose first boot script issues the node a fresh token.
+pub fn starts_network_boot(req: &Message) -> bool {
+    user_class_is_ipxe(req)
+        || architecture(req).is_some()
+        || vendor_class(req)
+            .is_some_and(|v| v.starts_with("PXEClient") || v.starts_with("HTTPClient"))
+}
+
 /// The boot file for this client: kiln's script for iPXE, a URL for UEFI
 /// HTTP boot, the EFI or BIOS iPXE binary for PXE firmware.
 fn boot_file(req: &Message, mac: &str, ctx: &BootContext) -> (String, bool) {

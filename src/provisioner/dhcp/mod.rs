@@ -7,6 +7,6 @@ mod answer;
 mod server;
 mod table;
 
-pub use answer::{answer, Answer, BootContext};
-pub use server::{open_socket, start, DhcpHandle, DhcpStats};
+pub use answer::{answer, starts_network_boot, Answer, BootContext};
+pub use server::{open_socket, start, DhcpHandle, DhcpStats, Observers};
 pub use table::{DhcpTable, Host, Network};

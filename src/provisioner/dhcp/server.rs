@@ -14,8 +14,9 @@ use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::answer::{answer, Answer, BootContext, Unanswered};
+use super::answer::{answer, starts_network_boot, Answer, BootContext, Unanswered};
 use super::table::DhcpTable;
+use crate::provisioner::boots::Boots;
 use crate::provisioner::sightings::Sightings;
 
 /// Counters for `/metrics`.
@@ -90,6 +91,15 @@ pub fn open_socket(bind: SocketAddr, interface: &str) -> std::io::Result<std::ne
     Ok(socket.into())
 }
 
+/// What the server tells the rest of kiln about the machines it answers.
+#[derive(Default)]
+pub struct Observers {
+    /// Each machine's last DHCP answer.
+    pub sightings: Arc<Sightings>,
+    /// Network boots started (an ACK to firmware or iPXE).
+    pub boots: Arc<Boots>,
+}
+
 /// Serves on an opened socket until `shutdown` fires; unknown machines
 /// that were given an address are sent on `new_machines`.
 pub fn start(
@@ -97,7 +107,7 @@ pub fn start(
     table: Arc<DhcpTable>,
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
-    sightings: Arc<Sightings>,
+    observers: Observers,
     shutdown: &Shutdown,
 ) -> std::io::Result<DhcpHandle> {
     let socket = UdpSocket::from_std(socket)?;
@@ -107,7 +117,7 @@ pub fn start(
         local_addr,
         stats: stats.clone(),
     };
-    shutdown.spawn(serve(socket, table, ctx, new_machines, stats, sightings));
+    shutdown.spawn(serve(socket, table, ctx, new_machines, stats, observers));
     Ok(handle)
 }
 
@@ -117,7 +127,7 @@ async fn serve(
     ctx: BootContext,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
     stats: Arc<DhcpStats>,
-    sightings: Arc<Sightings>,
+    observers: Observers,
 ) {
     let server_port = socket.local_addr().map(|a| a.port()).unwrap_or(67);
     let mut buf = vec![0u8; 4096];
@@ -148,11 +158,24 @@ async fn serve(
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
+        // Before the ACK leaves: the machine asks for its script right after.
+        record_boot_start(&observers.boots, &req, &reply);
         let to = destination(&req, from, server_port);
         if socket.send_to(&bytes, to).await.is_ok() {
             stats.answered(&reply);
-            record_sighting(&sightings, &req, &reply);
+            record_sighting(&observers.sightings, &req, &reply);
         }
+    }
+}
+
+/// An ACK to firmware or iPXE starts the machine's new network boot.
+fn record_boot_start(boots: &Boots, req: &Message, reply: &Message) {
+    if reply.opts().msg_type() != Some(dhcproto::v4::MessageType::Ack) || !starts_network_boot(req)
+    {
+        return;
+    }
+    if let Some(mac) = super::answer::mac_of(req) {
+        boots.started(&mac);
     }
 }
 
