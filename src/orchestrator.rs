@@ -117,6 +117,7 @@ impl Orchestrator {
             jigs,
             shutdown: options.shutdown,
             in_flight: Default::default(),
+            fact_order: Default::default(),
         });
         let dispatch = Arc::new(Dispatch::new(hub));
         let annealer = Annealer::new(dispatch.clone()).start();

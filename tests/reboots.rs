@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 const CLUSTER: &str = r#"
 [[network]]
 name = "lab"
-subnet = "10.99.0.0/24"
-router = "10.99.0.1"
+subnet = "127.0.99.0/24"
+router = "127.0.99.1"
 domain = "lab.example"
 
 [[bootenv]]
@@ -30,12 +30,12 @@ name = "admin.lab.example"
 admin = true
 alive = true
 bootenv = "local"
-interfaces = [{ mac = "52:54:00:99:00:01", ip = "10.99.0.1" }]
+interfaces = [{ mac = "52:54:00:99:00:01", ip = "127.0.99.1" }]
 
 [[node]]
 name = "n1.lab.example"
 alive = true
-interfaces = [{ mac = "52:54:00:99:00:11", ip = "10.99.0.11" }]
+interfaces = [{ mac = "52:54:00:99:00:11", ip = "127.0.99.11" }]
 
 [[deployment]]
 name = "system"
@@ -200,7 +200,14 @@ on_both_databases!(
         let deadline = Instant::now() + Duration::from_secs(30);
         let cycles = wait_for_cycles(&client, &base, &record, 1, deadline).await;
         assert_eq!(cycles, "cycle n1.lab.example 52:54:00:99:00:11\n");
-        let script = reqwest::get(format!("{base}/boot/52:54:00:99:00:11.ipxe"))
+        // From the machine's own address: the boot routes answer no other.
+        let machine = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 99, 11]))
+            .build()
+            .unwrap();
+        let script = machine
+            .get(format!("{base}/boot/52:54:00:99:00:11.ipxe"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -337,7 +344,7 @@ const MID_INSTALL_CLUSTER: &str = r#"
 [[node]]
 name = "n2.lab.example"
 alive = true
-interfaces = [{ mac = "52:54:00:99:00:12", ip = "10.99.0.12" }]
+interfaces = [{ mac = "52:54:00:99:00:12", ip = "127.0.99.12" }]
 
 [[deployment]]
 name = "ubuntu"

@@ -118,7 +118,7 @@ impl Annealer {
 async fn one_pass(dispatch: &Dispatch) -> Result<(usize, bool), String> {
     let seq = dispatch.hub.seq.clone();
     dispatch
-        .transact("Annealer", |txn| {
+        .transact_alone("Annealer", |txn| {
             Box::pin(async move {
                 let (effects, full) = pass(txn, PASS_LIMIT, &seq).await?;
                 Ok(((effects.runs.len(), full), effects))

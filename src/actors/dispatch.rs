@@ -34,6 +34,19 @@ impl Dispatch {
     where
         F: for<'c> FnOnce(&'c DatabaseTransaction) -> Change<'c, T>,
     {
+        let _shared = self.hub.fact_order.read().await;
+        let (value, effects) = self.hub.commit(change).await?;
+        self.apply(from, effects).await;
+        Ok(value)
+    }
+
+    /// [`Self::transact`] for an annealer pass: no other change commits or
+    /// publishes meanwhile (see [`Hub::fact_order`]).
+    pub async fn transact_alone<T, F>(&self, from: &'static str, change: F) -> DomainResult<T>
+    where
+        F: for<'c> FnOnce(&'c DatabaseTransaction) -> Change<'c, T>,
+    {
+        let _alone = self.hub.fact_order.write().await;
         let (value, effects) = self.hub.commit(change).await?;
         self.apply(from, effects).await;
         Ok(value)
@@ -50,6 +63,7 @@ impl Dispatch {
     where
         F: for<'c> Fn(&'c DatabaseTransaction) -> Change<'c, T>,
     {
+        let _shared = self.hub.fact_order.read().await;
         let (value, effects) = self.hub.commit_retrying(what, change).await?;
         self.apply(from, effects).await;
         Ok(value)

@@ -107,6 +107,12 @@ pub struct Hub {
     pub jigs: Jigs,
     pub shutdown: Shutdown,
     pub in_flight: Arc<InFlight>,
+    /// Orders what is seen against what is said: a change holds it shared
+    /// from before its commit until its facts are published, an annealer
+    /// pass holds it alone. So no pass acts on a change whose facts are not
+    /// out yet, and the trace and the event stream show a parent's facts
+    /// before its child's.
+    pub fact_order: tokio::sync::RwLock<()>,
 }
 
 /// A domain change: runs inside the transaction it is given and returns

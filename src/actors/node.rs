@@ -299,6 +299,9 @@ async fn execute(hub: &Arc<Hub>, node: &str, ticket: &Ticket) -> Result<(), Doma
         Err(e) => JigResult::failed(format!("could not load the run's context: {e}")),
     };
     let run_id = ticket.run_id;
+    // Its children become ready at this commit: no annealer pass may see
+    // them before the run's facts are out (see `Hub::fact_order`).
+    let _shared = hub.fact_order.read().await;
     let ((), effects) = hub
         .commit_retrying("recording a run", |txn| {
             let result = result.clone();

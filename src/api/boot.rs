@@ -51,7 +51,7 @@ fn render_error(e: impl std::fmt::Display) -> ApiError {
     path = "/boot/{mac}.ipxe",
     tag = "boot",
     params(("mac" = String, Path, description = "the booting interface's MAC")),
-    responses((status = 200, description = "The iPXE script for the node's bootenv (discovery for an unknown MAC)", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
+    responses((status = 200, description = "The iPXE script for the node's bootenv (discovery for an unknown MAC)", body = String, content_type = "text/plain"), (status = 400, description = "not a MAC, named in error.field"), (status = 403, description = "asked from an address that is not the node's"), (status = 422, description = "the bootenv's template does not render"), (status = 503, description = "the database does not answer"))
 )]
 #[get("/boot/{mac}.ipxe")]
 async fn script(
