@@ -38,20 +38,10 @@ fi
 work="$(mktemp -d)"
 artifacts="$repo/target/browser-artifacts"
 mkdir -p "$artifacts"
-port="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-kiln_pid=""
-
-stop_kiln() {
-  if [[ -n "$kiln_pid" ]] && kill -0 "$kiln_pid" 2>/dev/null; then
-    kill "$kiln_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$kiln_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$kiln_pid" 2>/dev/null || true
-    wait "$kiln_pid" 2>/dev/null || true
-  fi
-  cp "$work/kiln.log" "$artifacts/kiln.log" 2>/dev/null || true
-  rm -rf "$work"
-}
+# shellcheck source=../common/kiln.sh
+source "$repo/tests/common/kiln.sh"
+port="$(free_port)"
+token="$(random_token)"
 trap stop_kiln EXIT
 
 export KILN_DATABASE__URL="sqlite://$work/kiln.db?mode=rwc"
@@ -70,15 +60,7 @@ serve_args=(serve --cluster config/clusters/seed.toml --simulate)
 kiln_pid=$!
 
 url="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-  curl -fsS "$url/health" >/dev/null 2>&1 && break
-  if ! kill -0 "$kiln_pid" 2>/dev/null; then
-    echo "tests/browser: kiln did not start:" >&2
-    tail -n 30 "$work/kiln.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for_kiln tests/browser "$url"
 
 status=0
 KILN_URL="$url" KILN_TOKEN="$token" KILN_CHROMIUM="$chromium_bin" KILN_ARTIFACTS="$artifacts" \

@@ -35,20 +35,10 @@ work="$(mktemp -d)"
 artifacts="$repo/target/contract-artifacts"
 rm -rf "$artifacts"
 mkdir -p "$artifacts" "$work/files" "$work/export"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-kiln_pid=""
-
-stop_kiln() {
-  if [[ -n "$kiln_pid" ]] && kill -0 "$kiln_pid" 2>/dev/null; then
-    kill "$kiln_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$kiln_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$kiln_pid" 2>/dev/null || true
-    wait "$kiln_pid" 2>/dev/null || true
-  fi
-  cp "$work/kiln.log" "$artifacts/kiln.log" 2>/dev/null || true
-  rm -rf "$work"
-}
+# shellcheck source=../common/kiln.sh
+source "$repo/tests/common/kiln.sh"
+port="$(free_port)"
+token="$(random_token)"
 trap stop_kiln EXIT
 
 export KILN_DATABASE__URL="sqlite://$work/kiln.db?mode=rwc"
@@ -63,15 +53,7 @@ echo "kernel" >"$work/files/vmlinuz"
 "$kiln" serve --cluster config/clusters/seed.toml >"$work/kiln.log" 2>&1 &
 kiln_pid=$!
 url="http://127.0.0.1:$port"
-for _ in $(seq 1 100); do
-  curl -fsS "$url/health" >/dev/null 2>&1 && break
-  if ! kill -0 "$kiln_pid" 2>/dev/null; then
-    echo "tests/contract: kiln did not start:" >&2
-    tail -n 30 "$work/kiln.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+wait_for_kiln tests/contract "$url"
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance
 checks+=,response_headers_conformance,response_schema_conformance
