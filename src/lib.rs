@@ -6,6 +6,7 @@ pub mod actors;
 pub mod api;
 pub mod app;
 pub mod bench;
+pub mod bmc;
 pub mod cli;
 pub mod cluster;
 pub mod db;
