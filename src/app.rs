@@ -18,7 +18,7 @@ use crate::orchestrator::{Orchestrator, OrchestratorOptions};
 use crate::provisioner::boot::BootUrls;
 use crate::provisioner::dhcp::{self as dhcp_server, BootContext, DhcpHandle, DhcpTable};
 use crate::provisioner::discovery;
-use crate::provisioner::power::PowerDriver;
+use crate::provisioner::power::{self, Power};
 use crate::provisioner::reboots::{PowerCycle, RebootClock};
 use crate::provisioner::tftp::TftpStats;
 use crate::roles;
@@ -47,6 +47,8 @@ pub enum StartError {
     UnprotectedListen(SocketAddr),
     #[error("http.bind {addr} is not a loopback address and auth.admin_token is {reason}; set a token of at least {MIN_PUBLIC_TOKEN_LEN} characters")]
     WeakToken { addr: SocketAddr, reason: String },
+    #[error("bmc: {0}")]
+    Bmc(String),
 }
 
 /// The shortest admin token kiln accepts beyond loopback.
@@ -105,6 +107,7 @@ impl Application {
         cluster: Option<&Path>,
     ) -> Result<Self, StartError> {
         let db = migrate(&settings).await?;
+        let key = secret_key(&settings, &db).await?;
         let file = match cluster {
             Some(path) => Some(cluster::load(path)?),
             None if settings.cluster.builtin_roles => Some(cluster::ClusterFile::default()),
@@ -114,7 +117,7 @@ impl Application {
             if settings.cluster.builtin_roles {
                 file = cluster::with_builtin_roles(file)?;
             }
-            let (report, _) = cluster::apply(&db, &file, false).await?;
+            let (report, _) = cluster::apply_sealing(&db, &file, false, key.as_ref()).await?;
             let path = cluster.map(|p| p.display().to_string()).unwrap_or_default();
             for warning in &report.warnings {
                 tracing::warn!(file = %path, "{warning}");
@@ -148,7 +151,7 @@ impl Application {
             }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
         let mut app =
-            Self::build_with(settings, db, options, listener, dhcp_table, boot_urls).await?;
+            Self::build_with(settings, db, options, listener, dhcp_table, boot_urls, key).await?;
         app.shutdown = shutdown;
         let install_timeout =
             std::time::Duration::from_millis(app.state.settings.provisioner.install_timeout_ms);
@@ -168,6 +171,7 @@ impl Application {
             app.state.tftp_stats = Some(stats);
         }
         app.start_reboot_clock()?;
+        app.start_power_poll();
         app.state.orchestrator.resume().await?;
         let data = web::Data::new(app.state.clone());
         app.server = Some(
@@ -188,20 +192,27 @@ impl Application {
         Ok(app)
     }
 
+    /// Reads every BMC's power state in the background, when
+    /// `bmc.poll_interval_ms` is not zero.
+    fn start_power_poll(&self) {
+        let bmc = &self.state.settings.bmc;
+        if bmc.poll_interval_ms == 0 {
+            return;
+        }
+        let interval = std::time::Duration::from_millis(bmc.poll_interval_ms);
+        self.shutdown.spawn(power::poll_forever(
+            self.state.power.clone(),
+            interval,
+            bmc.poll_concurrency,
+        ));
+    }
+
     /// The clock that performs scheduled reboots (those a previous kiln
-    /// left too) through the power command, when `power.command` is set,
-    /// and the simulated machines, when `sim.enabled`.
+    /// left too) through nodes' BMCs (or the power command), and the
+    /// simulated machines, when `sim.enabled`.
     fn start_reboot_clock(&self) -> Result<(), StartError> {
         let settings = &self.state.settings;
-        let mut machines: Vec<Rc<dyn PowerCycle>> = Vec::new();
-        if !settings.power.command.is_empty() {
-            machines.push(Rc::new(PowerDriver::new(
-                self.state.db.clone(),
-                settings.power.command.clone().into(),
-                self.state.boots.clone(),
-                self.state.orchestrator.trace(),
-            )));
-        }
+        let mut machines: Vec<Rc<dyn PowerCycle>> = vec![Rc::new(self.state.power.clone())];
         if settings.sim.enabled {
             machines.push(Rc::new(self.simulator()?));
         }
@@ -238,6 +249,7 @@ impl Application {
         listener: TcpListener,
         dhcp_table: Option<Arc<DhcpTable>>,
         boot_urls: BootUrls,
+        secret_key: Option<crate::bmc::SecretKey>,
     ) -> Result<Self, StartError> {
         let addr = listener.local_addr().map_err(|e| StartError::Listen {
             addr: settings.http.bind.clone(),
@@ -251,6 +263,20 @@ impl Application {
             );
         }
         let orchestrator = Orchestrator::prepare(db.clone(), options).await?;
+        let boots: Arc<crate::provisioner::boots::Boots> = Arc::default();
+        let drivers = crate::bmc::Drivers::new(crate::bmc::DriverSettings {
+            timeout: std::time::Duration::from_millis(settings.bmc.timeout_ms),
+            ipmitool: settings.bmc.ipmitool.clone(),
+            command: (!settings.power.command.is_empty())
+                .then(|| settings.power.command.clone().into()),
+        });
+        let power = Power::new(
+            orchestrator.clone(),
+            Arc::new(drivers),
+            secret_key.clone(),
+            boots.clone(),
+            !settings.power.command.is_empty(),
+        );
         let state = AppState {
             backend: Backend::of(&db),
             db,
@@ -258,7 +284,9 @@ impl Application {
             orchestrator,
             boot_urls,
             sightings: Arc::default(),
-            boots: Arc::default(),
+            boots,
+            power,
+            secret_key,
             dhcp_table,
             dhcp_stats: None,
             tftp_stats: None,
@@ -318,6 +346,34 @@ impl Application {
     }
 }
 
+/// The key BMC passwords are sealed with. A database that holds sealed
+/// passwords refuses a start without the key that opens them: kiln would
+/// otherwise run and fail every power action later.
+async fn secret_key(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> Result<Option<crate::bmc::SecretKey>, StartError> {
+    let bmc = &settings.bmc;
+    let key = crate::bmc::SecretKey::from_settings(&bmc.secret_key, &bmc.secret_key_file)
+        .map_err(|e| StartError::Bmc(e.to_string()))?;
+    let stored = db::bmcs::any_sealed_password(db)
+        .await
+        .map_err(|e| StartError::Bmc(format!("cannot read the stored BMC passwords: {e}")))?;
+    match (&key, stored) {
+        (_, None) => {}
+        (None, Some(_)) => {
+            return Err(StartError::Bmc(
+                "the database holds BMC passwords but neither bmc.secret_key nor bmc.secret_key_file is set".into(),
+            ))
+        }
+        (Some(key), Some(sealed)) => {
+            key.open(&sealed)
+                .map_err(|e| StartError::Bmc(e.to_string()))?;
+        }
+    }
+    Ok(key)
+}
+
 /// Connects to the database and brings its schema up to date, as every
 /// start does first, so `kiln migrate` leaves exactly what `serve` would.
 pub async fn migrate(settings: &Settings) -> Result<DatabaseConnection, DatabaseError> {
@@ -339,7 +395,8 @@ pub async fn apply(
     if settings.cluster.builtin_roles {
         parsed = cluster::with_builtin_roles(parsed)?;
     }
-    let (report, _) = cluster::apply(&db, &parsed, dry_run).await?;
+    let key = secret_key(settings, &db).await?;
+    let (report, _) = cluster::apply_sealing(&db, &parsed, dry_run, key.as_ref()).await?;
     for warning in &report.warnings {
         tracing::warn!(file = %file.display(), "{warning}");
     }

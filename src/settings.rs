@@ -28,6 +28,7 @@ pub struct Settings {
     pub provisioner: ProvisionerSettings,
     pub sim: SimSettings,
     pub power: PowerSettings,
+    pub bmc: BmcSettings,
     pub jigs: JigSettings,
     pub cluster: ClusterSettings,
 }
@@ -128,6 +129,38 @@ pub struct PowerSettings {
     /// Program that power-cycles a machine (IPMI, a PDU, a VM monitor); empty:
     /// nothing does, and machines reboot by themselves or by the simulator.
     pub command: String,
+}
+
+/// How kiln talks to nodes' BMCs.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcSettings {
+    /// The key BMC passwords are sealed with (16 characters or more);
+    /// empty: read `secret_key_file`; both empty: kiln keeps no passwords.
+    pub secret_key: String,
+    pub secret_key_file: String,
+    /// The longest one BMC call may take.
+    pub timeout_ms: u64,
+    /// The ipmitool program of the `ipmi` driver.
+    pub ipmitool: PathBuf,
+    /// How often every BMC's power state is read (0: never in the background).
+    pub poll_interval_ms: u64,
+    /// How many BMCs one poll asks at once.
+    pub poll_concurrency: usize,
+}
+
+/// The key never prints, not even in a settings dump.
+impl std::fmt::Debug for BmcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BmcSettings")
+            .field("secret_key", &if self.secret_key.is_empty() { "" } else { "***" })
+            .field("secret_key_file", &self.secret_key_file)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("ipmitool", &self.ipmitool)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("poll_concurrency", &self.poll_concurrency)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

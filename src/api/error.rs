@@ -34,6 +34,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The node's BMC failed or refused: its own message.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -48,6 +51,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::BadGateway(_) => "bmc_failed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -72,6 +76,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,6 +162,19 @@ impl From<DomainError> for ApiError {
                 message: reason,
                 field: Some(field),
             },
+        }
+    }
+}
+
+impl From<crate::provisioner::power::PowerError> for ApiError {
+    fn from(err: crate::provisioner::power::PowerError) -> Self {
+        use crate::bmc::BmcError;
+        use crate::provisioner::power::PowerError;
+        match err {
+            PowerError::Bmc(BmcError::NotConfigured { .. }) => ApiError::Conflict(err.to_string()),
+            PowerError::Bmc(e) => ApiError::BadGateway(e.to_string()),
+            PowerError::Domain(e) => e.into(),
+            PowerError::Seal(e) => ApiError::Internal(e.to_string()),
         }
     }
 }

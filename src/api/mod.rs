@@ -5,6 +5,7 @@
 //! and every error becomes JSON in `error.rs`.
 
 mod auth;
+pub mod bmc;
 mod body;
 mod boot;
 mod deployments;
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v2")
                 .configure(nodes::routes)
+                .configure(bmc::routes)
                 .configure(roles::routes)
                 .configure(deployments::routes)
                 .configure(noderoles::routes)

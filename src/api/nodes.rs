@@ -43,6 +43,8 @@ struct CreateNode {
     description: String,
     #[serde(default)]
     interfaces: Vec<CreateInterface>,
+    /// Its BMC: enough on its own to enrol a machine not booted yet.
+    bmc: Option<super::bmc::BmcInput>,
 }
 
 fn yes() -> bool {
@@ -69,15 +71,20 @@ struct UpdateNode {
     bootenv: Option<String>,
     #[serde(default, with = "double_option")]
     target_os: Option<Option<String>>,
+    /// Replaces the BMC (its password kept unless given); null removes it.
+    #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<super::bmc::BmcInput>)]
+    bmc: Option<Option<super::bmc::BmcInput>>,
 }
 
 /// Tells "absent" from "null" so `target_os: null` clears it.
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub fn deserialize<'de, D>(d: D) -> Result<Option<Option<String>>, D::Error>
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
     where
         D: Deserializer<'de>,
+        T: Deserialize<'de>,
     {
         Ok(Some(Option::deserialize(d)?))
     }
@@ -137,6 +144,11 @@ async fn create(
     raw: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let req: CreateNode = body::parse(&raw)?;
+    let bmc = req
+        .bmc
+        .as_ref()
+        .map(|b| b.prepare(state.secret_key.as_ref(), "bmc"))
+        .transpose()?;
     let new = NewNode {
         name: req.name,
         admin: req.admin,
@@ -155,6 +167,7 @@ async fn create(
                 hostname: i.hostname,
             })
             .collect(),
+        bmc,
     };
     let (view, token) = state.orchestrator.create_node(new).await?;
     let created = CreatedNode {
@@ -200,11 +213,17 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let key = Key::parse(&path);
     let req: UpdateNode = body::parse(&raw)?;
+    let bmc = match &req.bmc {
+        Some(Some(b)) => Some(Some(b.prepare(state.secret_key.as_ref(), "bmc")?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let change = NodeChange {
         alive: req.alive,
         available: req.available,
         bootenv: req.bootenv,
         target_os: req.target_os,
+        bmc,
     };
     if let Caller::Token(token) = &caller {
         let node = nodes::get(&state.db, &key)

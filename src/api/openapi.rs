@@ -12,7 +12,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorBody, ErrorDetail};
-use super::{boot, deployments, events, health, metrics, noderoles, nodes, roles, runs};
+use super::{bmc, boot, deployments, events, health, metrics, noderoles, nodes, roles, runs};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +31,8 @@ use super::{boot, deployments, events, health, metrics, noderoles, nodes, roles,
         nodes::show,
         nodes::update,
         nodes::remove,
+        bmc::status,
+        bmc::act,
         roles::list,
         roles::show,
         roles::list_bootenvs,

@@ -28,6 +28,10 @@ pub struct AppState {
     pub sightings: Arc<Sightings>,
     /// Each machine's current network boot: its node token is issued once.
     pub boots: Arc<Boots>,
+    /// Nodes' BMCs: power status and actions.
+    pub power: crate::provisioner::power::Power,
+    /// What BMC passwords are sealed with (none: kiln keeps none).
+    pub secret_key: Option<crate::bmc::SecretKey>,
     /// Kiln's DHCP table, when `dhcp.enabled` (boot routes consult its leases).
     pub dhcp_table: Option<Arc<DhcpTable>>,
     /// Kiln's DHCP server's counters, while it runs (for `/metrics`).

@@ -93,6 +93,8 @@ pub struct NodeView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub interfaces: Vec<InterfaceView>,
+    /// How kiln powers it; null: nothing does (or `power.command`).
+    pub bmc: Option<super::bmc::BmcView>,
 }
 
 impl From<db::nodes::NodeView> for NodeView {
@@ -111,6 +113,7 @@ impl From<db::nodes::NodeView> for NodeView {
             created_at: node.created_at,
             updated_at: node.updated_at,
             interfaces: view.interfaces.into_iter().map(Into::into).collect(),
+            bmc: view.bmc.map(Into::into),
         }
     }
 }

@@ -211,3 +211,25 @@ pub trait PowerControl: Send + Sync {
         })
     }
 }
+
+// MERGE-STUB: replaced by the drivers branch.
+/// How the drivers are set up.
+#[derive(Debug, Clone)]
+pub struct DriverSettings {
+    pub timeout: std::time::Duration,
+    pub ipmitool: std::path::PathBuf,
+    pub command: Option<std::path::PathBuf>,
+}
+
+/// The drivers.
+pub struct Drivers;
+
+impl Drivers {
+    pub fn new(_: DriverSettings) -> Self {
+        Self
+    }
+
+    pub fn get(&self, _: DriverKind) -> Option<&dyn PowerControl> {
+        None
+    }
+}

@@ -5,15 +5,20 @@ use std::path::Path;
 
 use sea_orm::{DatabaseConnection, TransactionTrait};
 
-use super::file::{to_json, ClusterFile, DeploymentDef, RoleDef};
+use entity::node_bmc;
+
+use super::file::{to_json, BmcDef, ClusterFile, DeploymentDef, RoleDef};
 use super::validate::{self, Known, KnownInterface};
 use super::ClusterError;
+use crate::bmc::{Secret, SecretKey};
+use crate::db::bmcs::{self, BmcWrite, PasswordWrite};
 use crate::db::bootenvs::{self, BootenvSpec};
 use crate::db::networks::{self, NetworkSpec};
 use crate::db::nodes::{self, NewInterface, NewNode, NodeChange};
 use crate::db::roles::{self, JigKind, RoleSpec};
 use crate::db::{deployments, noderoles, Key, RepoError};
 use crate::domain::binding::{bind, BindRequest};
+use crate::domain::bmc::{prepare, BmcSpec};
 use crate::domain::{lifecycle, BootenvKind, DeploymentState, DomainError, Effects, NoderoleState};
 
 /// What applying did (or, in a dry run, would do).
@@ -64,6 +69,51 @@ impl ApplyReport {
     }
 }
 
+fn bmc_spec(def: &BmcDef) -> BmcSpec {
+    BmcSpec {
+        driver: def.driver,
+        address: def.address.clone(),
+        username: def.username.clone(),
+        password: def.password.clone().map(Secret::new),
+        system: def.system.clone(),
+        verify_tls: def.verify_tls,
+    }
+}
+
+/// The BMC write that brings `stored` to what the file says, if they
+/// differ. A file without `bmc` leaves the node's alone; a password is
+/// compared with the stored one opened, so applying a file twice writes
+/// nothing the second time.
+fn bmc_change(
+    stored: Option<&node_bmc::Model>,
+    def: Option<&BmcDef>,
+    key: Option<&SecretKey>,
+) -> Result<Option<Option<BmcWrite>>, DomainError> {
+    let Some(def) = def else { return Ok(None) };
+    let mut write = prepare(&bmc_spec(def), key, "bmc")?;
+    let Some(row) = stored else {
+        return Ok(Some(Some(write)));
+    };
+    let same_password = match (&def.password, &row.password_sealed, key) {
+        (None, _, _) => true,
+        (Some(p), None, _) => p.is_empty(),
+        (Some(p), Some(sealed), Some(key)) => {
+            key.open(sealed).is_ok_and(|open| open.expose() == p)
+        }
+        (Some(_), Some(_), None) => false,
+    };
+    if same_password {
+        write.password = PasswordWrite::Keep;
+    }
+    let same = row.driver == write.driver
+        && row.address == write.address
+        && row.username == write.username
+        && row.system == write.system
+        && row.verify_tls == write.verify_tls
+        && same_password;
+    Ok((!same).then_some(Some(write)))
+}
+
 struct Ctx<'a> {
     file: String,
     dir: &'a Path,
@@ -96,10 +146,21 @@ impl Ctx<'_> {
 
 /// Applies `file`; with `dry_run` everything is rolled back. Returns the
 /// report and the effects to hand to running actors (none in a dry run).
+/// A file with BMC passwords needs [`apply_sealing`].
 pub async fn apply(
     db: &DatabaseConnection,
     file: &ClusterFile,
     dry_run: bool,
+) -> Result<(ApplyReport, Effects), ClusterError> {
+    apply_sealing(db, file, dry_run, None).await
+}
+
+/// [`apply`], sealing BMC passwords with `key`.
+pub async fn apply_sealing(
+    db: &DatabaseConnection,
+    file: &ClusterFile,
+    dry_run: bool,
+    key: Option<&SecretKey>,
 ) -> Result<(ApplyReport, Effects), ClusterError> {
     let ctx = Ctx {
         file: file.path.display().to_string(),
@@ -191,11 +252,21 @@ pub async fn apply(
                         .clone()
                         .filter(|t| Some(t) != existing.target_os.as_ref())
                         .map(Some),
+                    bmc: None,
+                };
+                let stored_bmc = bmcs::get(&txn, existing.id)
+                    .await
+                    .map_err(|e| ctx.repo(&field, e))?;
+                let change = NodeChange {
+                    bmc: bmc_change(stored_bmc.as_ref(), n.bmc.as_ref(), key)
+                        .map_err(|e| ctx.domain(format!("{field} bmc"), e))?,
+                    ..change
                 };
                 let changed = change.alive.is_some()
                     || change.available.is_some()
                     || change.bootenv.is_some()
-                    || change.target_os.is_some();
+                    || change.target_os.is_some()
+                    || change.bmc.is_some();
                 if changed {
                     let (_, e) =
                         crate::domain::nodes::update_node(&txn, &Key::Id(existing.id), &change)
@@ -224,6 +295,12 @@ pub async fn apply(
                             hostname: i.hostname.clone(),
                         })
                         .collect(),
+                    bmc: n
+                        .bmc
+                        .as_ref()
+                        .map(|b| prepare(&bmc_spec(b), key, "bmc"))
+                        .transpose()
+                        .map_err(|e| ctx.domain(format!("{field} bmc"), e))?,
                 };
                 let (_, _, e) = crate::domain::nodes::create_node(&txn, new)
                     .await

@@ -131,6 +131,41 @@ pub struct NodeDef {
     pub description: String,
     #[serde(default)]
     pub interfaces: Vec<InterfaceDef>,
+    /// Its BMC, as the API's `bmc` (the password sealed when applied).
+    pub bmc: Option<BmcDef>,
+}
+
+/// A node's BMC in a cluster file.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcDef {
+    pub driver: crate::bmc::DriverKind,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub username: String,
+    pub password: Option<String>,
+    pub system: Option<String>,
+    #[serde(default = "yes")]
+    pub verify_tls: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The password never prints.
+impl std::fmt::Debug for BmcDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BmcDef")
+            .field("driver", &self.driver)
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password_set", &self.password.is_some())
+            .field("system", &self.system)
+            .field("verify_tls", &self.verify_tls)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

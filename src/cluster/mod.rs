@@ -8,7 +8,7 @@ mod file;
 mod positions;
 mod validate;
 
-pub use apply::{apply, ApplyReport};
+pub use apply::{apply, apply_sealing, ApplyReport};
 pub use file::{load, parse, At, ClusterFile};
 pub use validate::{check, Known, KnownInterface};
 

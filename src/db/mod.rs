@@ -5,6 +5,7 @@
 //! and the API call these functions and get [`RepoError`]s, never `DbErr`s.
 
 pub mod bench;
+pub mod bmcs;
 pub mod bootenvs;
 pub mod deployments;
 mod error;

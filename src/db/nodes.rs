@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use entity::{interface, node};
+use entity::{interface, node, node_bmc};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -11,6 +11,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use super::bmcs::{self, BmcWrite};
 use super::{deployments, now, Key, RepoError, RepoResult};
 
 /// A node to create, with the interfaces DHCP and DNS will hand out.
@@ -26,6 +27,8 @@ pub struct NewNode {
     pub deployment: Option<String>,
     pub description: String,
     pub interfaces: Vec<NewInterface>,
+    /// Its BMC, when kiln is to power it.
+    pub bmc: Option<BmcWrite>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -40,6 +43,7 @@ pub struct NewInterface {
 pub struct NodeView {
     pub node: node::Model,
     pub interfaces: Vec<interface::Model>,
+    pub bmc: Option<node_bmc::Model>,
 }
 
 /// Filters and paging for [`list`].
@@ -185,11 +189,16 @@ pub async fn create<C: TransactionTrait>(db: &C, new: NewNode) -> RepoResult<(No
         .map_err(|e| RepoError::from_write(e, "interface", mac))?;
         saved.push(row);
     }
+    if let Some(bmc) = &new.bmc {
+        bmcs::put(&txn, node.id, bmc).await?;
+    }
+    let bmc = bmcs::get(&txn, node.id).await?;
     txn.commit().await?;
     Ok((
         NodeView {
             node,
             interfaces: saved,
+            bmc,
         },
         token,
     ))
@@ -215,7 +224,12 @@ pub async fn get_view<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<NodeV
         .order_by_asc(interface::Column::Id)
         .all(db)
         .await?;
-    Ok(NodeView { node, interfaces })
+    let bmc = bmcs::get(db, node.id).await?;
+    Ok(NodeView {
+        node,
+        interfaces,
+        bmc,
+    })
 }
 
 /// The node owning a MAC, if any.
@@ -258,6 +272,11 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
         .all(db)
         .await?;
     let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
+    let mut bmc_of: HashMap<i64, node_bmc::Model> = bmcs::of_nodes(db, &ids)
+        .await?
+        .into_iter()
+        .map(|b| (b.node_id, b))
+        .collect();
     let mut by_node: HashMap<i64, Vec<interface::Model>> = HashMap::new();
     if !ids.is_empty() {
         for iface in interface::Entity::find()
@@ -273,6 +292,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
         .into_iter()
         .map(|node| NodeView {
             interfaces: by_node.remove(&node.id).unwrap_or_default(),
+            bmc: bmc_of.remove(&node.id),
             node,
         })
         .collect())
@@ -304,6 +324,8 @@ pub struct NodeChange {
     pub available: Option<bool>,
     pub bootenv: Option<String>,
     pub target_os: Option<Option<String>>,
+    /// `Some(None)` removes the BMC.
+    pub bmc: Option<Option<BmcWrite>>,
 }
 
 /// Applies a change and returns the node before and after, so callers can
@@ -326,6 +348,11 @@ pub async fn update<C: ConnectionTrait>(
     }
     if let Some(target_os) = &change.target_os {
         active.target_os = Set(target_os.clone());
+    }
+    match &change.bmc {
+        Some(Some(bmc)) => bmcs::put(db, before.id, bmc).await?,
+        Some(None) => bmcs::remove(db, before.id).await?,
+        None => {}
     }
     active.updated_at = Set(now());
     let after = active.update(db).await.map_err(|e| {

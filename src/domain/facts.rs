@@ -66,6 +66,16 @@ pub struct RebootScheduled {
     pub delay_ms: u64,
 }
 
+/// A node's BMC reported another power state than kiln knew (a poll, a
+/// power command, someone at the rack): the UI and the event stream follow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PowerStateChanged {
+    pub node_id: i64,
+    pub node: String,
+    pub from: crate::bmc::PowerState,
+    pub to: crate::bmc::PowerState,
+}
+
 /// Every fact, as the bus carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Message)]
 #[rtype(result = "()")]
@@ -77,6 +87,7 @@ pub enum Fact {
     NoderoleStateChanged(NoderoleStateChanged),
     RunFinished(RunFinished),
     RebootScheduled(RebootScheduled),
+    PowerStateChanged(PowerStateChanged),
 }
 
 impl Fact {
@@ -89,6 +100,7 @@ impl Fact {
             Fact::NoderoleStateChanged(_) => "NoderoleStateChanged",
             Fact::RunFinished(_) => "RunFinished",
             Fact::RebootScheduled(_) => "RebootScheduled",
+            Fact::PowerStateChanged(_) => "PowerStateChanged",
         }
     }
 
@@ -101,6 +113,7 @@ impl Fact {
             Fact::NoderoleStateChanged(f) => &f.node,
             Fact::RunFinished(f) => &f.node,
             Fact::RebootScheduled(f) => &f.node,
+            Fact::PowerStateChanged(f) => &f.node,
         }
     }
 
@@ -117,6 +130,7 @@ impl Fact {
                 if f.succeeded { "succeeded" } else { "failed" }
             ),
             Fact::RebootScheduled(f) => format!("in {}ms", f.delay_ms),
+            Fact::PowerStateChanged(f) => format!("{} -> {}", f.from.as_str(), f.to.as_str()),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod anneal;
 pub mod binding;
+pub mod bmc;
 pub mod facts;
 pub mod lifecycle;
 pub mod node_token;

@@ -27,6 +27,9 @@ pub async fn check_self_report<C: ConnectionTrait>(
             "a node token may not change availability",
         ));
     }
+    if change.bmc.is_some() {
+        return Err(refused("bmc", "a node token may not change the node's BMC"));
+    }
     if change.target_os.is_some() {
         return Err(refused(
             "target_os",

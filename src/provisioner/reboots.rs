@@ -91,6 +91,7 @@ impl RebootClock {
         // without power control the row is only cleared when due.
         let held = (!self.machines.is_empty()).then(|| self.orchestrator.hold());
         let machines = self.machines.clone();
+        let orchestrator = self.orchestrator.clone();
         let db = self.db.clone();
         let shutdown = self.orchestrator.shutdown().clone();
         // A stopping kiln drops the wait (or the power cycle): the row
@@ -101,7 +102,7 @@ impl RebootClock {
                 .unwrap_or(Duration::ZERO);
             tokio::time::sleep(wait).await;
             match &held {
-                Some(held) => perform(&machines, &reboot, held).await,
+                Some(held) => perform(&orchestrator, &machines, &reboot, held).await,
                 None => tracing::debug!(
                     node_id = reboot.node_id,
                     "no power control: the machine reboots itself"
@@ -118,9 +119,16 @@ impl RebootClock {
     }
 }
 
-/// Cycles the machine through each of `machines`, logging failures: a
-/// failed power command is reported, not repeated forever.
-async fn perform(machines: &[Rc<dyn PowerCycle>], reboot: &PendingReboot, held: &Held) {
+/// Cycles the machine through each of `machines`. A failure (the BMC's
+/// own message) puts the noderole that scheduled the reboot in error: the
+/// machine will not come back by itself, and retrying the noderole
+/// schedules the reboot again.
+async fn perform(
+    orchestrator: &Orchestrator,
+    machines: &[Rc<dyn PowerCycle>],
+    reboot: &PendingReboot,
+    held: &Held,
+) {
     let late_ms = (crate::db::now() - reboot.due_at).num_milliseconds().max(0);
     tracing::info!(
         node_id = reboot.node_id,
@@ -132,6 +140,12 @@ async fn perform(machines: &[Rc<dyn PowerCycle>], reboot: &PendingReboot, held: 
     for machine in machines {
         if let Err(e) = machine.cycle(reboot, held).await {
             tracing::error!(node_id = reboot.node_id, reboot = reboot.id, error = %e, "power cycle failed");
+            if let Some(noderole_id) = reboot.noderole_id {
+                let reason = format!("the reboot into the installer failed: {e}\n");
+                if let Err(e) = orchestrator.fail_unreturned(noderole_id, reason).await {
+                    tracing::error!(noderole = noderole_id, error = %e, "cannot record the failed reboot");
+                }
+            }
         }
     }
 }
