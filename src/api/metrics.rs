@@ -175,6 +175,23 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     for (s, n) in noderoles::count_by_state(&state.db).await? {
         let _ = writeln!(out, "kiln_noderoles{{state=\"{s}\"}} {n}");
     }
+    let (by_power, failing) = crate::db::bmcs::power_counts(&state.db).await?;
+    header(
+        &mut out,
+        "kiln_nodes_power",
+        "gauge",
+        "Nodes with a BMC, by the power state it last reported.",
+    );
+    for (power, n) in by_power {
+        let _ = writeln!(out, "kiln_nodes_power{{state=\"{}\"}} {n}", label(&power));
+    }
+    header(
+        &mut out,
+        "kiln_bmc_failing",
+        "gauge",
+        "Nodes whose BMC failed its last call.",
+    );
+    let _ = writeln!(out, "kiln_bmc_failing {failing}");
     if let Some(dhcp) = &state.dhcp_stats {
         write_dhcp(&mut out, dhcp, state.dhcp_table.as_deref());
     }

@@ -79,6 +79,40 @@ pub enum Command {
         api: ApiArgs,
         noderole: i64,
     },
+    /// Ask a node's BMC for its power state, or press a power button.
+    Power {
+        #[command(flatten)]
+        api: ApiArgs,
+        node: String,
+        #[arg(value_enum, default_value = "status")]
+        action: PowerCommand,
+        /// Boot from the network (once) next.
+        #[arg(long)]
+        pxe: bool,
+    },
+}
+
+/// What `kiln power` does.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PowerCommand {
+    Status,
+    On,
+    Off,
+    SoftOff,
+    Cycle,
+}
+
+impl PowerCommand {
+    /// The API's action, `None` for a status.
+    fn action(self) -> Option<&'static str> {
+        match self {
+            PowerCommand::Status => None,
+            PowerCommand::On => Some("on"),
+            PowerCommand::Off => Some("off"),
+            PowerCommand::SoftOff => Some("soft_off"),
+            PowerCommand::Cycle => Some("cycle"),
+        }
+    }
 }
 
 impl Command {
@@ -159,6 +193,27 @@ impl Command {
                 format!("/noderoles/{noderole}/retry"),
                 None,
             ),
+            Command::Power {
+                api,
+                node,
+                action,
+                pxe,
+            } => {
+                let path = format!("/nodes/{node}/power");
+                match action.action() {
+                    None if pxe => {
+                        return Err(CliError::Usage(
+                            "--pxe needs a power action (on or cycle)".into(),
+                        ))
+                    }
+                    None => (api, "power", Method::GET, path, None),
+                    Some(action) => {
+                        let next_boot = pxe.then_some("pxe");
+                        let body = json!({ "action": action, "next_boot": next_boot });
+                        (api, "power", Method::PUT, path, Some(body))
+                    }
+                }
+            }
         };
         let client = ApiClient::new(&api.url, api.token.clone());
         let value = client.call(method, &path, body).await?;

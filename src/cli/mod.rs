@@ -23,6 +23,8 @@ pub enum CliError {
         message: String,
         field: Option<String>,
     },
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// A client for `/api/v2` with the admin token.

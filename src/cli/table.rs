@@ -5,7 +5,16 @@ use serde_json::Value;
 /// Which columns each kind of list shows.
 fn columns(kind: &str) -> &'static [&'static str] {
     match kind {
-        "nodes" => &["id", "name", "bootenv", "alive", "available", "addresses"],
+        "nodes" => &[
+            "id",
+            "name",
+            "bootenv",
+            "alive",
+            "available",
+            "power",
+            "addresses",
+        ],
+        "power" => &["state", "checked_at", "error"],
         "deployments" => &["id", "name", "state", "parent_id"],
         "noderoles" => &["id", "node", "role", "deployment", "state", "run_count"],
         "runs" => &[
@@ -33,6 +42,12 @@ fn cell(row: &Value, column: &str) -> String {
                     .join(",")
             })
             .unwrap_or_default();
+    }
+    if column == "power" && row.get("bmc").is_some() {
+        return row["bmc"]["power"]["state"]
+            .as_str()
+            .unwrap_or("-")
+            .to_string();
     }
     match &row[column] {
         Value::Null => "-".into(),

@@ -5,7 +5,8 @@
 use chrono::{DateTime, Utc};
 use entity::node_bmc;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 
 use super::{now, RepoError, RepoResult};
@@ -150,4 +151,23 @@ pub async fn node_at_address<C: ConnectionTrait>(db: &C, host: &str) -> RepoResu
         [one] => Some(one.node_id),
         _ => None,
     })
+}
+
+/// How many BMCs last reported each power state, and how many of them
+/// failed their last call: what `/metrics` shows.
+pub async fn power_counts<C: ConnectionTrait>(db: &C) -> RepoResult<(Vec<(String, i64)>, i64)> {
+    let by_state: Vec<(String, i64)> = node_bmc::Entity::find()
+        .select_only()
+        .column(node_bmc::Column::PowerState)
+        .column_as(node_bmc::Column::NodeId.count(), "n")
+        .group_by(node_bmc::Column::PowerState)
+        .order_by_asc(node_bmc::Column::PowerState)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let failing = node_bmc::Entity::find()
+        .filter(node_bmc::Column::PowerError.is_not_null())
+        .count(db)
+        .await?;
+    Ok((by_state, failing as i64))
 }

@@ -1,7 +1,7 @@
 // /ui/nodes: every node, a page at a time (so 10,000 nodes stay fast),
 // filtered by name, with a summary of its noderoles' states.
 
-import { get } from '../api.js';
+import { get, put } from '../api.js';
 import { badge, debounce, eachLimited, errorText, flag, h, replace, throttle } from '../dom.js';
 import * as live from '../live.js';
 import { setQuery } from '../router.js';
@@ -32,6 +32,37 @@ export function summary(noderoles) {
 function addresses(node) {
   if (!node.interfaces?.length) return h('span', { class: 'muted' }, 'none');
   return node.interfaces.map((i) => h('div', { class: 'addr' }, i.ip ?? 'no ip', ' ', h('span', { class: 'muted mono' }, i.mac)));
+}
+
+/**
+ * A node's power as its BMC last reported it, with the buttons that change
+ * it; a BMC's refusal is shown in the cell, not as a page error.
+ */
+function power(node, refresh) {
+  if (!node.bmc || node.bmc.driver === 'none') return h('span', { class: 'muted' }, 'no BMC');
+  const p = node.bmc.power;
+  const note = h('span', { class: 'error', role: 'status' }, p.error ?? '');
+  const press = (action, nextBoot) => async (e) => {
+    const buttons = e.currentTarget.parentElement.querySelectorAll('button');
+    buttons.forEach((b) => { b.disabled = true; });
+    note.textContent = '';
+    try {
+      await put(`/nodes/${encodeURIComponent(node.name)}/power`, { action, next_boot: nextBoot ?? null });
+      await refresh();
+    } catch (err) {
+      note.textContent = errorText(err);
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  };
+  const button = (label, action, nextBoot) =>
+    h('button', { type: 'button', class: 'secondary small', 'data-power': action, onclick: press(action, nextBoot) }, label);
+  return h(
+    'div',
+    { class: 'power', 'data-power-state': p.state },
+    h('span', { class: p.state === 'on' ? 'flag on' : 'flag off', title: p.checked_at ? `checked ${p.checked_at}` : 'not checked yet' }, p.state),
+    h('div', { class: 'buttons' }, button('On', 'on'), button('Off', 'off'), button('PXE cycle', 'cycle', 'pxe')),
+    note,
+  );
 }
 
 export default function nodesView(root, _params, q) {
@@ -65,7 +96,7 @@ export default function nodesView(root, _params, q) {
       h(
         'thead',
         {},
-        h('tr', {}, ['Name', 'Addresses', 'Boots', 'Alive', 'Available', 'Noderoles'].map((t) => h('th', {}, t))),
+        h('tr', {}, ['Name', 'Addresses', 'Boots', 'Alive', 'Available', 'Power', 'Noderoles'].map((t) => h('th', {}, t))),
       ),
       tbody,
     ),
@@ -82,6 +113,7 @@ export default function nodesView(root, _params, q) {
       h('td', { class: 'mono' }, node.bootenv),
       h('td', {}, flag(node.alive, 'alive', 'not alive')),
       h('td', {}, flag(node.available, 'available', 'held')),
+      h('td', {}, power(node, () => refreshOne(node.name))),
       states,
     );
     return { tr, states };
@@ -120,7 +152,7 @@ export default function nodesView(root, _params, q) {
       tbody.appendChild(r.tr);
     }
     if (!shown.length) {
-      tbody.appendChild(h('tr', {}, h('td', { colspan: '6', class: 'muted' }, filter ? `No node name contains “${filter}”.` : 'No nodes yet.')));
+      tbody.appendChild(h('tr', {}, h('td', { colspan: '7', class: 'muted' }, filter ? `No node name contains “${filter}”.` : 'No nodes yet.')));
     }
     const first = page * PAGE + 1;
     replace(
@@ -130,6 +162,11 @@ export default function nodesView(root, _params, q) {
       h('button', { type: 'button', class: 'secondary', disabled: !more, onclick: () => { page += 1; load(); } }, 'Next →'),
     );
     await eachLimited(shown.map((n) => n.name), 6, loadSummary);
+  }
+
+  async function refreshOne(name) {
+    touched.add(name);
+    await refreshTouched();
   }
 
   // Facts name their node: re-read only the rows on this page they touch.
