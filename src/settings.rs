@@ -153,7 +153,14 @@ pub struct BmcSettings {
 impl std::fmt::Debug for BmcSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BmcSettings")
-            .field("secret_key", &if self.secret_key.is_empty() { "" } else { "***" })
+            .field(
+                "secret_key",
+                &if self.secret_key.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
             .field("secret_key_file", &self.secret_key_file)
             .field("timeout_ms", &self.timeout_ms)
             .field("ipmitool", &self.ipmitool)

@@ -468,6 +468,8 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
         ("get", "/api/v2/nodes/{key}"),
         ("put", "/api/v2/nodes/{key}"),
         ("delete", "/api/v2/nodes/{key}"),
+        ("get", "/api/v2/nodes/{key}/power"),
+        ("put", "/api/v2/nodes/{key}/power"),
         ("get", "/api/v2/roles"),
         ("get", "/api/v2/roles/{key}"),
         ("get", "/api/v2/bootenvs"),

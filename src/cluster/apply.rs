@@ -97,9 +97,7 @@ fn bmc_change(
     let same_password = match (&def.password, &row.password_sealed, key) {
         (None, _, _) => true,
         (Some(p), None, _) => p.is_empty(),
-        (Some(p), Some(sealed), Some(key)) => {
-            key.open(sealed).is_ok_and(|open| open.expose() == p)
-        }
+        (Some(p), Some(sealed), Some(key)) => key.open(sealed).is_ok_and(|open| open.expose() == p),
         (Some(_), Some(_), None) => false,
     };
     if same_password {

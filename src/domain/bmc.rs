@@ -36,7 +36,11 @@ pub fn prepare(spec: &BmcSpec, key: Option<&SecretKey>, prefix: &str) -> DomainR
             ));
         }
     }
-    if spec.system.as_ref().is_some_and(|s| s.len() > MAX_FIELD || s.is_empty()) {
+    if spec
+        .system
+        .as_ref()
+        .is_some_and(|s| s.len() > MAX_FIELD || s.is_empty())
+    {
         return Err(DomainError::invalid(
             &field("system"),
             "must be a Redfish system id (1 to 512 bytes)",
@@ -49,12 +53,10 @@ pub fn prepare(spec: &BmcSpec, key: Option<&SecretKey>, prefix: &str) -> DomainR
         Some(p) if p.is_empty() => PasswordWrite::Clear,
         Some(p) => match key {
             Some(key) => PasswordWrite::Sealed(key.seal(p)),
-            None => {
-                return Err(DomainError::invalid(
-                    &field("password"),
-                    "kiln has no bmc.secret_key (or bmc.secret_key_file) to keep BMC passwords with",
-                ))
-            }
+            None => return Err(DomainError::invalid(
+                &field("password"),
+                "kiln has no bmc.secret_key (or bmc.secret_key_file) to keep BMC passwords with",
+            )),
         },
     };
     Ok(BmcWrite {
@@ -110,7 +112,9 @@ fn check_host_port(address: &str) -> Result<(), String> {
 /// An `http` or `https` URL with a host.
 fn check_base_url(address: &str) -> Result<(), String> {
     let url = url::Url::parse(address).map_err(|e| {
-        format!("the redfish driver needs the BMC's base URL (https://host[:port]): `{address}`: {e}")
+        format!(
+            "the redfish driver needs the BMC's base URL (https://host[:port]): `{address}`: {e}"
+        )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(format!("`{address}` is not an http(s) URL with a host"));
@@ -147,15 +151,27 @@ mod tests {
     #[test]
     fn addresses_are_checked_per_driver() {
         for ok in ["10.0.0.5", "10.0.0.5:623", "bmc-1.rack", "[fe80::1]:623"] {
-            assert!(prepare(&spec(DriverKind::Ipmi, ok, None), None, "bmc").is_ok(), "{ok}");
+            assert!(
+                prepare(&spec(DriverKind::Ipmi, ok, None), None, "bmc").is_ok(),
+                "{ok}"
+            );
         }
         for bad in ["", "10.0.0.5:0", "10.0.0.5:99999", "a b", "[fe80::1"] {
             let e = prepare(&spec(DriverKind::Ipmi, bad, None), None, "bmc").unwrap_err();
             assert_eq!(field_of(e), "bmc.address", "{bad}");
         }
-        assert!(prepare(&spec(DriverKind::Redfish, "https://10.0.0.5", None), None, "bmc").is_ok());
-        let e = prepare(&spec(DriverKind::Redfish, "10.0.0.5", None), None, "nodes[2].bmc")
-            .unwrap_err();
+        assert!(prepare(
+            &spec(DriverKind::Redfish, "https://10.0.0.5", None),
+            None,
+            "bmc"
+        )
+        .is_ok());
+        let e = prepare(
+            &spec(DriverKind::Redfish, "10.0.0.5", None),
+            None,
+            "nodes[2].bmc",
+        )
+        .unwrap_err();
         assert_eq!(field_of(e), "nodes[2].bmc.address");
         assert!(prepare(&spec(DriverKind::None, "", None), None, "bmc").is_ok());
     }
@@ -165,7 +181,12 @@ mod tests {
         let e = prepare(&spec(DriverKind::Ipmi, "h", Some("calvin")), None, "bmc").unwrap_err();
         assert_eq!(field_of(e), "bmc.password");
         let k = key();
-        let write = prepare(&spec(DriverKind::Ipmi, "h", Some("calvin")), Some(&k), "bmc").unwrap();
+        let write = prepare(
+            &spec(DriverKind::Ipmi, "h", Some("calvin")),
+            Some(&k),
+            "bmc",
+        )
+        .unwrap();
         let PasswordWrite::Sealed(sealed) = write.password else {
             panic!("not sealed")
         };

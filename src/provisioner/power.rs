@@ -19,8 +19,8 @@ use super::boots::Boots;
 use super::reboots::PowerCycle;
 use crate::actors::in_flight::Held;
 use crate::bmc::{
-    BmcError, BmcTarget, DriverKind, Drivers, NextBoot, PowerAction, PowerState, SealError,
-    Secret, SecretKey,
+    BmcError, BmcTarget, DriverKind, Drivers, NextBoot, PowerAction, PowerState, SealError, Secret,
+    SecretKey,
 };
 use crate::db::reboots::PendingReboot;
 use crate::db::{bmcs, nodes, Key, RepoError};
@@ -231,12 +231,14 @@ impl Power {
                     let from = before.as_deref().and_then(PowerState::parse);
                     let mut effects = Effects::default();
                     if let Some(from) = from.filter(|f| *f != state) {
-                        effects.facts.push(Fact::PowerStateChanged(PowerStateChanged {
-                            node_id: id,
-                            node: name,
-                            from,
-                            to: state,
-                        }));
+                        effects
+                            .facts
+                            .push(Fact::PowerStateChanged(PowerStateChanged {
+                                node_id: id,
+                                node: name,
+                                from,
+                                to: state,
+                            }));
                     }
                     Ok(((), effects))
                 })
