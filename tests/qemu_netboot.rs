@@ -861,7 +861,10 @@ fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
     arg(
         &mut args,
         "-chardev",
-        format!("socket,id=console,path={}", dir.join("console.sock").display()),
+        format!(
+            "socket,id=console,path={}",
+            dir.join("console.sock").display()
+        ),
     );
     arg(&mut args, "-serial", "chardev:console".into());
     arg(
@@ -875,7 +878,11 @@ fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
         "-chardev",
         format!("socket,id=ipmi0,host=127.0.0.1,port={BMC_VM_PORT},reconnect=1"),
     );
-    arg(&mut args, "-device", "ipmi-bmc-extern,chardev=ipmi0,id=bmc0".into());
+    arg(
+        &mut args,
+        "-device",
+        "ipmi-bmc-extern,chardev=ipmi0,id=bmc0".into(),
+    );
     arg(&mut args, "-device", "isa-ipmi-kcs,bmc=bmc0".into());
     arg(
         &mut args,
@@ -898,7 +905,11 @@ fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
             dir.join("disk.img").display()
         ),
     );
-    arg(&mut args, "-device", "virtio-blk-pci,drive=d0,bootindex=2".into());
+    arg(
+        &mut args,
+        "-device",
+        "virtio-blk-pci,drive=d0,bootindex=2".into(),
+    );
     if firmware.is_uefi() {
         arg(
             &mut args,
@@ -965,7 +976,10 @@ fn write_bmc_config(dir: &Path, bmc: &Bmc, qemu: &[String]) {
         "start-qemu.sh",
         format!(
             "#!/bin/sh\nexec {}\n",
-            qemu.iter().map(|a| sh_quote(a)).collect::<Vec<_>>().join(" ")
+            qemu.iter()
+                .map(|a| sh_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ")
         ),
     );
     let chassis = script(
