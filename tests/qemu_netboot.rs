@@ -53,8 +53,11 @@ const BMC_PASSWORD: &str = "lab-bmc-Pw-0921";
 /// namespace's loopback.
 const BMC_VM_PORT: u16 = 9002;
 const KILN_PORT: u16 = 3000;
-/// The whole flow, from QEMU's start to the disk's alive callback.
-const FLOW_DEADLINE: Duration = Duration::from_secs(240);
+/// The whole flow, from QEMU's start to the disk's alive callback: a guard
+/// against hangs, not a speed limit. The firmware's own network boot is the
+/// slow one: booting from disk, OVMF waits about a minute for a PXE offer
+/// with a boot file and another for an HTTP one before it tries the disk.
+const FLOW_DEADLINE: Duration = Duration::from_secs(420);
 /// How long the guest's console may trail what kiln's API already shows.
 const CONSOLE_LAG: Duration = Duration::from_secs(30);
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -72,6 +75,9 @@ enum Firmware {
     /// firmware gets kiln's DHCP answer, fetches `ipxe.efi` over TFTP and
     /// chainloads it.
     UefiFirmwarePxe,
+    /// OVMF's own UEFI HTTP boot (its PXE off) on the same NIC: kiln
+    /// answers the `HTTPClient` vendor class with the URL of `ipxe.efi`.
+    UefiFirmwareHttp,
 }
 
 impl Firmware {
@@ -80,6 +86,7 @@ impl Firmware {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
             Firmware::UefiFirmwarePxe => "uefi-firmware-pxe",
+            Firmware::UefiFirmwareHttp => "uefi-firmware-http",
         }
     }
 
@@ -101,6 +108,11 @@ fn uefi_machine_is_discovered_installed_and_boots_from_its_disk() {
 #[test]
 fn uefi_firmware_pxe_machine_is_discovered_installed_and_boots_from_its_disk() {
     run(Firmware::UefiFirmwarePxe, "52:54:00:13:09:23");
+}
+
+#[test]
+fn uefi_firmware_http_boot_machine_is_discovered_installed_and_boots_from_its_disk() {
+    run(Firmware::UefiFirmwareHttp, "52:54:00:13:09:24");
 }
 
 /// Builds the lab, runs the flow, and on failure keeps the guest's serial
@@ -892,7 +904,7 @@ fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
     let nic = match firmware {
         Firmware::Bios | Firmware::Uefi => format!("e1000,netdev=n0,mac={mac},bootindex=1"),
         // No option ROM: the firmware's own driver and PXE.
-        Firmware::UefiFirmwarePxe => {
+        Firmware::UefiFirmwarePxe | Firmware::UefiFirmwareHttp => {
             format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=")
         }
     };
@@ -928,9 +940,11 @@ fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
         // stack would add PXE and HTTP boot options that each wait up to a
         // minute for a boot offer kiln does not make before the disk is
         // tried. With the firmware's PXE, only IPv6 is off (kiln answers
-        // DHCPv4). A lab's firmware setup would turn them off the same way.
+        // DHCPv4); with its HTTP boot, its PXE is off too. A lab's firmware
+        // setup would turn them off the same way.
         let knobs: &[&str] = match firmware {
             Firmware::UefiFirmwarePxe => &["IPv6PXESupport", "IPv6Support"],
+            Firmware::UefiFirmwareHttp => &["IPv4PXESupport", "IPv6PXESupport", "IPv6Support"],
             _ => &[
                 "IPv4PXESupport",
                 "IPv6PXESupport",
@@ -1177,6 +1191,8 @@ impl Lab {
                 fs::copy(images.join(file), files.join(bootenv).join(file)).unwrap();
             }
         }
+        // UEFI HTTP boot fetches the EFI iPXE binary from /boot/files/.
+        fs::copy("/usr/lib/ipxe/ipxe.efi", files.join("ipxe.efi")).expect("copy ipxe.efi");
         fs::copy(images.join("disk.img"), dir.path().join("disk.img")).unwrap();
         if firmware.is_uefi() {
             fs::copy(OVMF_VARS, dir.path().join("OVMF_VARS.fd")).expect("copy OVMF variables");
