@@ -3,7 +3,7 @@
 //! PXE firmware can only fetch its first stage over TFTP (RFC 1350), so kiln
 //! serves exactly that: read requests for files under one directory, with
 //! the block-size and transfer-size options (RFC 2347/2348/2349) that
-//! firmware uses to go faster. Everything else (writes, paths leaving the
+//! firmware uses to go faster. Everything else (writes, names leaving the
 //! root, missing files) gets a TFTP error packet. Each transfer runs on its
 //! own socket and task, as the protocol intends.
 
