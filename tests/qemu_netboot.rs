@@ -1,25 +1,35 @@
 //! Real network boot end to end: a QEMU machine (software emulation) with
-//! stock firmware and Debian's iPXE option ROM boots through kiln's DHCP
-//! server and boot scripts, is discovered, installed and booted from its
-//! own disk, calling back over HTTP at each step.
+//! stock firmware boots through kiln's DHCP server and boot scripts, is
+//! discovered, installed and booted from its own disk, calling back over
+//! HTTP at each step. Three firmware paths are exercised: SeaBIOS and OVMF
+//! each starting in Debian's iPXE option ROM, and OVMF's own UEFI PXE
+//! (the NIC's option ROM disabled) fetching kiln's EFI iPXE binary over
+//! TFTP and chainloading it, as real servers do.
 //!
 //! Each test makes a network namespace with a bridge and a tap device;
 //! kiln runs inside it (DHCP on the bridge, HTTP on the bridge's address),
-//! QEMU's NIC sits on the tap, and the os-install role's power cycle is a
-//! `system_reset` on QEMU's monitor socket. The kernel is Debian's, the
+//! QEMU's NIC sits on the tap. The machine's BMC is OpenIPMI's `ipmi_sim`
+//! (RMCP+ on a second address of the bridge, a user and password), which
+//! powers the machine: `chassis power on` starts QEMU, `off` stops it,
+//! `cycle` does both, `reset` resets it, `bootdev` is recorded; QEMU's
+//! `ipmi-bmc-extern` + `isa-ipmi-kcs` connect the guest to it, so the
+//! guest reads its BMC's LAN address in-band (`ipmitool lan print`). The
+//! lab powers the machine on and kiln's os-install power cycle goes through
+//! `ipmitool -I lanplus` against it ([`Bmc`]). The kernel is Debian's, the
 //! initrds are busybox (`tests/qemu/`), built by `tests/qemu/build-images.sh`
 //! once per set of inputs and cached outside the checkout, so a fresh clone
 //! reuses them: in
 //! `${KILN_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/qemu}/<key>`,
 //! where the key hashes the kernel package's version, the busybox and
-//! syslinux versions, the script, `init` and `udhcpc.script`. On failure
-//! (or with `KILN_QEMU_KEEP_ARTIFACTS` set) the guest's serial console,
-//! stamped with seconds since power-on, and kiln's log are kept under
-//! `target/qemu-artifacts/`.
+//! syslinux versions, ipmitool and its libraries, the script, `init` and
+//! `udhcpc.script`. On failure (or with `KILN_QEMU_KEEP_ARTIFACTS` set) the
+//! guest's serial console, stamped with seconds since power-on, kiln's,
+//! QEMU's and the BMC's logs are kept under `target/qemu-artifacts/`.
 
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -32,9 +42,22 @@ const ADMIN_TOKEN: &str = "qemu-netboot-admin-token";
 const BRIDGE: &str = "kbr0";
 const TAP: &str = "ktap0";
 const BRIDGE_IP: &str = "10.213.9.1";
+/// The BMC's LAN address: a second address on the bridge.
+const BMC_IP: &str = "10.213.9.2";
+/// What `lan print` reports as the BMC's MAC (ipmi_sim has no NIC of its own).
+const BMC_MAC: &str = "52:54:00:13:09:02";
+const BMC_USER: &str = "kiln";
+/// The BMC's password (at most 16 characters for IPMI 1.5 users).
+const BMC_PASSWORD: &str = "lab-bmc-Pw-0921";
+/// ipmi_sim's VM interface QEMU's `ipmi-bmc-extern` connects to, on the
+/// namespace's loopback.
+const BMC_VM_PORT: u16 = 9002;
 const KILN_PORT: u16 = 3000;
-/// The whole flow, from QEMU's start to the disk's alive callback.
-const FLOW_DEADLINE: Duration = Duration::from_secs(240);
+/// The whole flow, from QEMU's start to the disk's alive callback: a guard
+/// against hangs, not a speed limit. The firmware's own network boot is the
+/// slow one: booting from disk, OVMF waits about a minute for a PXE offer
+/// with a boot file and another for an HTTP one before it tries the disk.
+const FLOW_DEADLINE: Duration = Duration::from_secs(420);
 /// How long the guest's console may trail what kiln's API already shows.
 const CONSOLE_LAG: Duration = Duration::from_secs(30);
 const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -42,12 +65,19 @@ const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Firmware {
     /// SeaBIOS (QEMU's default) with the e1000's iPXE option ROM.
     Bios,
     /// OVMF with the same ROM's EFI iPXE driver.
     Uefi,
+    /// OVMF's own UEFI PXE on a virtio NIC without an option ROM: the
+    /// firmware gets kiln's DHCP answer, fetches `ipxe.efi` over TFTP and
+    /// chainloads it.
+    UefiFirmwarePxe,
+    /// OVMF's own UEFI HTTP boot (its PXE off) on the same NIC: kiln
+    /// answers the `HTTPClient` vendor class with the URL of `ipxe.efi`.
+    UefiFirmwareHttp,
 }
 
 impl Firmware {
@@ -55,7 +85,13 @@ impl Firmware {
         match self {
             Firmware::Bios => "bios",
             Firmware::Uefi => "uefi",
+            Firmware::UefiFirmwarePxe => "uefi-firmware-pxe",
+            Firmware::UefiFirmwareHttp => "uefi-firmware-http",
         }
+    }
+
+    fn is_uefi(self) -> bool {
+        self != Firmware::Bios
     }
 }
 
@@ -67,6 +103,16 @@ fn bios_machine_is_discovered_installed_and_boots_from_its_disk() {
 #[test]
 fn uefi_machine_is_discovered_installed_and_boots_from_its_disk() {
     run(Firmware::Uefi, "52:54:00:13:09:22");
+}
+
+#[test]
+fn uefi_firmware_pxe_machine_is_discovered_installed_and_boots_from_its_disk() {
+    run(Firmware::UefiFirmwarePxe, "52:54:00:13:09:23");
+}
+
+#[test]
+fn uefi_firmware_http_boot_machine_is_discovered_installed_and_boots_from_its_disk() {
+    run(Firmware::UefiFirmwareHttp, "52:54:00:13:09:24");
 }
 
 /// Builds the lab, runs the flow, and on failure keeps the guest's serial
@@ -454,6 +500,8 @@ fn preflight() {
         ("ip", "iproute2"),
         ("qemu-system-x86_64", "qemu-system-x86"),
         ("socat", "socat"),
+        ("ipmi_sim", "openipmi"),
+        ("ipmitool", "ipmitool"),
         ("busybox", "busybox-static"),
         ("cpio", "cpio"),
         ("mkfs.vfat", "dosfstools"),
@@ -472,6 +520,8 @@ fn preflight() {
     }
     for (file, package) in [
         ("/usr/lib/ipxe/qemu/efi-e1000.rom", "ipxe-qemu"),
+        // kiln's TFTP server hands it to the firmware's own PXE.
+        ("/usr/lib/ipxe/ipxe.efi", "ipxe"),
         (
             "/usr/lib/syslinux/modules/bios/ldlinux.c32",
             "syslinux-common",
@@ -598,11 +648,10 @@ fn interface_index(name: &str) -> u32 {
     index
 }
 
-/// Copies the console to `out` line by line, each prefixed with the seconds
-/// since power-on, until QEMU exits.
-fn stamp_lines(console: impl std::io::Read, mut out: fs::File) {
+/// Copies one console connection to `out` line by line, each prefixed with
+/// the seconds since `on` (the first power-on), until QEMU closes it.
+fn stamp_lines(console: impl std::io::Read, out: &mut fs::File, on: Instant) {
     use std::io::{BufRead, Write};
-    let on = Instant::now();
     let mut reader = std::io::BufReader::new(console);
     let mut line = Vec::new();
     while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
@@ -612,15 +661,473 @@ fn stamp_lines(console: impl std::io::Read, mut out: fs::File) {
     }
 }
 
-/// Everything one test runs, torn down in reverse order on drop: QEMU,
-/// kiln, the advertisements, then the namespace (with its bridge and tap).
+/// The guest's serial console: QEMU connects to this socket each time the
+/// BMC starts it, and every connection is stamped into `serial.log` in
+/// turn, so a power cycle's boot follows the one before it in one file.
+struct Console {
+    socket: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Console {
+    fn listen(socket: PathBuf, log: PathBuf) -> Self {
+        let listener = std::os::unix::net::UnixListener::bind(&socket)
+            .unwrap_or_else(|e| panic!("listen on {}: {e}", socket.display()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let mut out = fs::File::create(log).unwrap();
+        let thread = std::thread::spawn(move || {
+            let mut on = None;
+            for stream in listener.incoming() {
+                if flag.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let on = *on.get_or_insert_with(Instant::now);
+                stamp_lines(stream, &mut out, on);
+            }
+        });
+        Self {
+            socket,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept; QEMU is gone by now, so no read blocks.
+        let _ = std::os::unix::net::UnixStream::connect(&self.socket);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Where the machine's BMC answers and with which credentials: what an
+/// operator gives kiln for a node (`bmc: {driver: "ipmi", ...}`).
+///
+/// This is the lab's one power path: the first power-on ([`Lab::power_on`])
+/// and kiln's `power.command` script ([`Bmc::power_script`]) both run
+/// `ipmitool -I lanplus` against it. Once kiln's own `ipmi` driver powers
+/// nodes, the node gets [`Bmc::node_bmc`] and kiln is asked to power it
+/// instead; nothing else in the lab changes.
+#[derive(Clone)]
+struct Bmc {
+    /// ipmi_sim's LAN address (RMCP+ on the standard port, 623).
+    address: String,
+    username: String,
+    password: String,
+    netns: String,
+}
+
+impl std::fmt::Debug for Bmc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bmc")
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bmc {
+    /// ipmitool's arguments for this BMC; the password comes from
+    /// `IPMI_PASSWORD` (`-E`), never the command line. Cipher suite 3
+    /// (ipmi_sim has no 17, and without `-C` ipmitool first waits on a
+    /// cipher-suite query ipmi_sim drops).
+    fn ipmitool_args(&self) -> [&str; 10] {
+        [
+            "-I",
+            "lanplus",
+            "-C",
+            "3",
+            "-H",
+            &self.address,
+            "-U",
+            &self.username,
+            "-E",
+            "-N2",
+        ]
+    }
+
+    /// Runs `ipmitool ... <args>` from inside the lab's namespace: its
+    /// stdout, or stderr as the error.
+    fn ipmitool(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "ipmitool"])
+            .args(self.ipmitool_args())
+            .args(args)
+            .env("IPMI_PASSWORD", &self.password)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot run ipmitool: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "ipmitool {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// `chassis power <action>` (on, off, cycle, reset), panicking with the
+    /// BMC's error.
+    fn power(&self, action: &str) {
+        if let Err(e) = self.ipmitool(&["chassis", "power", action]) {
+            panic!("the BMC refused power {action}: {e}");
+        }
+    }
+
+    /// What `chassis power status` says: `Some(true)` for on.
+    fn is_on(&self) -> Option<bool> {
+        let status = self.ipmitool(&["chassis", "power", "status"]).ok()?;
+        Some(status.contains("Chassis Power is on"))
+    }
+
+    /// kiln's `power.command`: as kiln's ipmi driver will, PXE for the next
+    /// boot, then the action; each step and the BMC's answers go to `log`,
+    /// the BMC's errors to kiln (in the noderole's error).
+    fn power_script(&self, log: &Path) -> String {
+        let ipmitool = format!("ipmitool {}", self.ipmitool_args().join(" "));
+        format!(
+            "#!/bin/sh\n\
+             # kiln's power hook: the node's BMC (ipmi_sim) over RMCP+.\n\
+             set -e\n\
+             log={log}\n\
+             echo \"$KILN_POWER_ACTION $KILN_NODE $KILN_MAC at $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)\" >> \"$log\"\n\
+             case \"$KILN_POWER_ACTION\" in\n\
+             \x20 cycle|reset|on|off) ;;\n\
+             \x20 *) echo \"unknown power action $KILN_POWER_ACTION\" >&2; exit 2 ;;\n\
+             esac\n\
+             export IPMI_PASSWORD='{password}'\n\
+             {ipmitool} chassis bootdev pxe >> \"$log\"\n\
+             {ipmitool} chassis power \"$KILN_POWER_ACTION\" >> \"$log\"\n",
+            log = log.display(),
+            password = self.password,
+        )
+    }
+
+    /// The node's `bmc` object for kiln's ipmi driver.
+    #[allow(dead_code)] // for the switch to kiln's ipmi driver
+    fn node_bmc(&self) -> Value {
+        json!({
+            "driver": "ipmi",
+            "address": self.address,
+            "username": self.username,
+            "password": self.password,
+        })
+    }
+}
+
+/// ipmi_sim and everything it started (the chassis script, QEMU): its own
+/// process group, killed whole on drop, QEMU by its pid as well.
+struct BmcProcess {
+    child: Option<Child>,
+    qemu_pid: PathBuf,
+}
+
+impl Drop for BmcProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let group = child.id() as libc::pid_t;
+            // SAFETY: signals a process group this test created.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pid) = fs::read_to_string(&self.qemu_pid)
+            .ok()
+            .and_then(|p| p.trim().parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: a plain kill of the QEMU this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// The QEMU machine's command line (run by the BMC's chassis script on
+/// power-on).
+fn qemu_command(firmware: Firmware, mac: &str, dir: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "qemu-system-x86_64",
+        "-machine",
+        "accel=tcg",
+        "-m",
+        "512",
+        "-display",
+        "none",
+    ]
+    .map(String::from)
+    .to_vec();
+    let arg = |a: &mut Vec<String>, flag: &str, value: String| {
+        a.push(flag.into());
+        a.push(value);
+    };
+    // The console goes to the lab's socket (stamped into serial.log); the
+    // monitor serves the BMC's hard reset.
+    arg(
+        &mut args,
+        "-chardev",
+        format!(
+            "socket,id=console,path={}",
+            dir.join("console.sock").display()
+        ),
+    );
+    arg(&mut args, "-serial", "chardev:console".into());
+    arg(
+        &mut args,
+        "-monitor",
+        format!("unix:{},server,nowait", dir.join("monitor.sock").display()),
+    );
+    // The BMC: ipmi_sim's VM interface, reconnecting if it restarts.
+    arg(
+        &mut args,
+        "-chardev",
+        format!("socket,id=ipmi0,host=127.0.0.1,port={BMC_VM_PORT},reconnect=1"),
+    );
+    arg(
+        &mut args,
+        "-device",
+        "ipmi-bmc-extern,chardev=ipmi0,id=bmc0".into(),
+    );
+    arg(&mut args, "-device", "isa-ipmi-kcs,bmc=bmc0".into());
+    arg(
+        &mut args,
+        "-netdev",
+        format!("tap,id=n0,ifname={TAP},script=no,downscript=no"),
+    );
+    let nic = match firmware {
+        Firmware::Bios | Firmware::Uefi => format!("e1000,netdev=n0,mac={mac},bootindex=1"),
+        // No option ROM: the firmware's own driver and PXE.
+        Firmware::UefiFirmwarePxe | Firmware::UefiFirmwareHttp => {
+            format!("virtio-net-pci,netdev=n0,mac={mac},bootindex=1,romfile=")
+        }
+    };
+    arg(&mut args, "-device", nic);
+    arg(
+        &mut args,
+        "-drive",
+        format!(
+            "file={},format=raw,if=none,id=d0",
+            dir.join("disk.img").display()
+        ),
+    );
+    arg(
+        &mut args,
+        "-device",
+        "virtio-blk-pci,drive=d0,bootindex=2".into(),
+    );
+    if firmware.is_uefi() {
+        arg(
+            &mut args,
+            "-drive",
+            format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+        );
+        arg(
+            &mut args,
+            "-drive",
+            format!(
+                "if=pflash,format=raw,file={}",
+                dir.join("OVMF_VARS.fd").display()
+            ),
+        );
+        // With iPXE's ROM only iPXE netboots: the firmware's own network
+        // stack would add PXE and HTTP boot options that each wait up to a
+        // minute for a boot offer kiln does not make before the disk is
+        // tried. With the firmware's PXE, only IPv6 is off (kiln answers
+        // DHCPv4); with its HTTP boot, its PXE is off too. A lab's firmware
+        // setup would turn them off the same way.
+        let knobs: &[&str] = match firmware {
+            Firmware::UefiFirmwarePxe => &["IPv6PXESupport", "IPv6Support"],
+            Firmware::UefiFirmwareHttp => &["IPv4PXESupport", "IPv6PXESupport", "IPv6Support"],
+            _ => &[
+                "IPv4PXESupport",
+                "IPv6PXESupport",
+                "IPv4Support",
+                "IPv6Support",
+            ],
+        };
+        for knob in knobs {
+            arg(
+                &mut args,
+                "-fw_cfg",
+                format!("name=opt/org.tianocore/{knob},string=no"),
+            );
+        }
+    }
+    args
+}
+
+/// Single-quotes `word` for sh.
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
+/// Writes ipmi_sim's configuration into `dir`: the LAN channel (RMCP+,
+/// one admin user) on the BMC's address, the VM interface QEMU connects
+/// to, the LAN parameters the guest reads in-band, and the chassis script
+/// that is the machine's power.
+///
+/// Power is a `chassis_control` program rather than `startcmd`: Debian's
+/// ipmi_sim (2.0.33) refuses `chassis bootdev` (Set System Boot Options)
+/// unless a chassis control program takes it, and with one the program
+/// also owns power. The script starts QEMU on power on, kills it on off
+/// (cycle is off, then on a second later), resets it on QEMU's monitor, and
+/// records the boot device.
+fn write_bmc_config(dir: &Path, bmc: &Bmc, qemu: &[String]) {
+    let script = |name: &str, body: String| {
+        let path = dir.join(name);
+        fs::write(&path, body).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    };
+    let start = script(
+        "start-qemu.sh",
+        format!(
+            "#!/bin/sh\nexec {}\n",
+            qemu.iter()
+                .map(|a| sh_quote(a))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    );
+    let chassis = script(
+        "chassis.sh",
+        format!(
+            r#"#!/bin/sh
+# ipmi_sim's chassis control: <mc> check|get|set name [value] ...
+dir={dir}
+pidfile=$dir/qemu.pid
+stamp() {{ date -u +%Y-%m-%dT%H:%M:%S.%NZ; }}
+alive() {{
+  pid=$(cat "$pidfile" 2>/dev/null) || return 1
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}}
+op=$2
+shift 2
+case "$op" in
+  check) exit 0 ;;
+  get)
+    for name in "$@"; do
+      case "$name" in
+        power) if alive; then echo "power:1"; else echo "power:0"; fi ;;
+        boot) echo "boot:$(cat "$dir/bootdev" 2>/dev/null || echo default)" ;;
+        *) exit 1 ;;
+      esac
+    done
+    ;;
+  set)
+    while [ $# -ge 2 ]; do
+      name=$1 value=$2
+      shift 2
+      echo "bmc: $name $value at $(stamp)" >> "$dir/bmc-power.log"
+      case "$name" in
+        power)
+          if [ "$value" = 1 ]; then
+            if ! alive; then
+              {start} < /dev/null >> "$dir/qemu.log" 2>&1 &
+              echo $! > "$pidfile"
+            fi
+          elif alive; then
+            pid=$(cat "$pidfile")
+            kill -TERM "$pid"
+            for _ in $(seq 1 100); do alive || break; sleep 0.1; done
+            alive && kill -KILL "$pid"
+            for _ in $(seq 1 50); do alive || break; sleep 0.1; done
+          fi
+          ;;
+        reset) alive && echo system_reset | socat - "UNIX-CONNECT:$dir/monitor.sock" > /dev/null ;;
+        boot) echo "$value" > "$dir/bootdev" ;;
+        *) exit 1 ;;
+      esac
+    done
+    ;;
+  *) exit 1 ;;
+esac
+exit 0
+"#,
+            dir = dir.display(),
+            start = start.display(),
+        ),
+    );
+    // What `ipmitool lan print` shows in-band (and over the LAN).
+    let lan = script(
+        "lancontrol.sh",
+        format!(
+            r#"#!/bin/sh
+# ipmi_sim's LAN parameters: <device> check|get|set name ...
+[ "$2" = get ] || exit 0
+shift 2
+for name in "$@"; do
+  case "$name" in
+    ip_addr_src) echo "ip_addr_src:static" ;;
+    ip_addr) echo "ip_addr:{address}" ;;
+    subnet_mask) echo "subnet_mask:255.255.255.0" ;;
+    mac_addr) echo "mac_addr:{BMC_MAC}" ;;
+    default_gw_ip_addr) echo "default_gw_ip_addr:{BRIDGE_IP}" ;;
+    default_gw_mac_addr) echo "default_gw_mac_addr:00:00:00:00:00:00" ;;
+    *) echo "$name:0" ;;
+  esac
+done
+"#,
+            address = bmc.address,
+        ),
+    );
+    fs::write(
+        dir.join("lan.conf"),
+        format!(
+            r#"name "kiln-lab"
+set_working_mc 0x20
+  startlan 1
+    addr {address} 623
+    priv_limit admin
+    allowed_auths_callback md5
+    allowed_auths_user md5
+    allowed_auths_operator md5
+    allowed_auths_admin md5
+    guid 6b696c6e2d6c61622d626d632d303031
+    lan_config_program "{lan} lan0"
+  endlan
+  serial 15 127.0.0.1 {BMC_VM_PORT} codec VM
+  chassis_control "{chassis} 0x20"
+  user 2 true "{username}" "{password}" admin 10 md5
+"#,
+            address = bmc.address,
+            lan = lan.display(),
+            chassis = chassis.display(),
+            username = bmc.username,
+            password = bmc.password,
+        ),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("bmc.emu"),
+        "mc_setbmc 0x20\n\
+         mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02\n\
+         sel_enable 0x20 1000 0x0a\n\
+         mc_enable 0x20\n",
+    )
+    .unwrap();
+    fs::create_dir_all(dir.join("bmc-state")).unwrap();
+}
+
+/// Everything one test runs, torn down in reverse order on drop: the BMC
+/// with QEMU, the console, kiln, the advertisements, then the namespace
+/// (with its bridge and tap).
 struct Lab {
     // Field order is drop order.
-    qemu: std::sync::Mutex<Killed>,
+    _bmc_process: BmcProcess,
+    console: std::sync::Mutex<Option<Console>>,
     _kiln: Killed,
     _adverts: RouterAdvertisements,
     _netns: Netns,
     netns_name: String,
+    bmc: Bmc,
     firmware: Firmware,
     mac: String,
     mark_sector: u64,
@@ -657,15 +1164,17 @@ impl Lab {
             "forward_delay",
             "0",
         ]);
-        ip(&[
-            "-n",
-            &name,
-            "addr",
-            "add",
-            &format!("{BRIDGE_IP}/24"),
-            "dev",
-            BRIDGE,
-        ]);
+        for address in [BRIDGE_IP, BMC_IP] {
+            ip(&[
+                "-n",
+                &name,
+                "addr",
+                "add",
+                &format!("{address}/24"),
+                "dev",
+                BRIDGE,
+            ]);
+        }
         ip(&["-n", &name, "link", "set", BRIDGE, "up"]);
         ip(&[
             "netns", "exec", &name, "ip", "tuntap", "add", "dev", TAP, "mode", "tap",
@@ -682,26 +1191,61 @@ impl Lab {
                 fs::copy(images.join(file), files.join(bootenv).join(file)).unwrap();
             }
         }
+        // UEFI HTTP boot fetches the EFI iPXE binary from /boot/files/.
+        fs::copy("/usr/lib/ipxe/ipxe.efi", files.join("ipxe.efi")).expect("copy ipxe.efi");
         fs::copy(images.join("disk.img"), dir.path().join("disk.img")).unwrap();
+        if firmware.is_uefi() {
+            fs::copy(OVMF_VARS, dir.path().join("OVMF_VARS.fd")).expect("copy OVMF variables");
+        }
         let mark_sector = fs::read_to_string(images.join("mark-sector"))
             .unwrap()
             .trim()
             .parse()
             .expect("mark sector");
         fs::write(dir.path().join("cluster.toml"), CLUSTER).unwrap();
-        let power = dir.path().join("power.sh");
-        fs::write(
-            &power,
-            format!(
-                "#!/bin/sh\n# Power-cycles the machine as IPMI would: a reset on QEMU's monitor.\n\
-                 echo \"$KILN_POWER_ACTION $KILN_NODE $KILN_MAC at $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)\" >> {log}\n\
-                 echo system_reset | socat - UNIX-CONNECT:{sock}\n",
-                log = dir.path().join("power.log").display(),
-                sock = dir.path().join("monitor.sock").display(),
+
+        // The BMC, up and answering before kiln may power anything.
+        let bmc = Bmc {
+            address: BMC_IP.to_string(),
+            username: BMC_USER.to_string(),
+            password: BMC_PASSWORD.to_string(),
+            netns: name.clone(),
+        };
+        write_bmc_config(dir.path(), &bmc, &qemu_command(firmware, mac, dir.path()));
+        let bmc_log = fs::File::create(dir.path().join("bmc.log")).unwrap();
+        let bmc_process = BmcProcess {
+            child: Some(
+                Command::new("ip")
+                    .args(["netns", "exec", &name, "ipmi_sim", "-n"])
+                    .arg("-c")
+                    .arg(dir.path().join("lan.conf"))
+                    .arg("-f")
+                    .arg(dir.path().join("bmc.emu"))
+                    .arg("-s")
+                    .arg(dir.path().join("bmc-state"))
+                    .current_dir(dir.path())
+                    .process_group(0)
+                    .stdin(Stdio::null())
+                    .stdout(bmc_log.try_clone().unwrap())
+                    .stderr(bmc_log)
+                    .spawn()
+                    .expect("start ipmi_sim"),
             ),
-        )
-        .unwrap();
-        fs::set_permissions(&power, fs::Permissions::from_mode(0o755)).unwrap();
+            qemu_pid: dir.path().join("qemu.pid"),
+        };
+        let answering = Instant::now() + Duration::from_secs(30);
+        while bmc.is_on().is_none() {
+            assert!(
+                Instant::now() < answering,
+                "ipmi_sim does not answer on {BMC_IP}: {}",
+                fs::read_to_string(dir.path().join("bmc.log")).unwrap_or_default()
+            );
+        }
+        assert_eq!(bmc.is_on(), Some(false), "the machine starts powered off");
+
+        let power = dir.path().join("power.sh");
+        fs::write(&power, bmc.power_script(&dir.path().join("power.log"))).unwrap();
+        fs::set_permissions(&power, fs::Permissions::from_mode(0o700)).unwrap();
 
         let log = fs::File::create(dir.path().join("kiln.log")).unwrap();
         let kiln = Command::new("ip")
@@ -720,6 +1264,9 @@ impl Lab {
             // As an operator would set it: kiln answers as the bridge's
             // address and still hears the machines' broadcasts.
             .env("KILN_DHCP__ADDRESS", BRIDGE_IP)
+            // PXE firmware fetches Debian's iPXE binaries from here.
+            .env("KILN_TFTP__ENABLED", "true")
+            .env("KILN_TFTP__ADDRESS", BRIDGE_IP)
             .env("KILN_PROVISIONER__FILES_DIR", &files)
             .env("KILN_PROVISIONER__EXPORT_DIR", dir.path().join("export"))
             .env("KILN_PROVISIONER__INSTALL_TIMEOUT_MS", "180000")
@@ -733,11 +1280,13 @@ impl Lab {
             .expect("start kiln");
 
         Lab {
-            qemu: std::sync::Mutex::new(Killed(None)),
+            _bmc_process: bmc_process,
+            console: std::sync::Mutex::new(None),
             _kiln: Killed(Some(kiln)),
             _adverts: adverts,
             _netns: netns,
             netns_name: name,
+            bmc,
             firmware,
             mac: mac.to_string(),
             mark_sector,
@@ -754,65 +1303,20 @@ impl Lab {
         format!("d{}.lab.example", self.mac.replace(':', ""))
     }
 
+    /// Powers the machine on through its BMC, as an operator would; the
+    /// console is stamped from here.
     fn power_on(&self) {
         let dir = self.dir.path();
-        let mut qemu = Command::new("ip");
-        qemu.args(["netns", "exec", &self.netns_name, "qemu-system-x86_64"])
-            .args(["-machine", "accel=tcg", "-m", "512", "-display", "none"])
-            // The console comes on stdout, stamped with the time since
-            // power-on line by line into serial.log.
-            .args(["-serial", "stdio"])
-            .arg("-monitor")
-            .arg(format!(
-                "unix:{},server,nowait",
-                dir.join("monitor.sock").display()
-            ))
-            .arg("-netdev")
-            .arg(format!("tap,id=n0,ifname={TAP},script=no,downscript=no"))
-            .arg("-device")
-            .arg(format!("e1000,netdev=n0,mac={},bootindex=1", self.mac))
-            .arg("-drive")
-            .arg(format!(
-                "file={},format=raw,if=none,id=d0",
-                dir.join("disk.img").display()
-            ))
-            .args(["-device", "virtio-blk-pci,drive=d0,bootindex=2"]);
-        match self.firmware {
-            Firmware::Bios => {}
-            Firmware::Uefi => {
-                let vars = dir.join("OVMF_VARS.fd");
-                fs::copy(OVMF_VARS, &vars).expect("copy OVMF variables");
-                qemu.arg("-drive")
-                    .arg(format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"))
-                    .arg("-drive")
-                    .arg(format!("if=pflash,format=raw,file={}", vars.display()));
-                // Only iPXE (the option ROM's driver) netboots: the
-                // firmware's own network stack would add PXE and HTTP boot
-                // options that each wait up to a minute for a boot offer
-                // kiln does not make before the disk is tried. A lab's
-                // firmware setup would turn them off the same way.
-                for knob in [
-                    "IPv4PXESupport",
-                    "IPv6PXESupport",
-                    "IPv4Support",
-                    "IPv6Support",
-                ] {
-                    qemu.arg("-fw_cfg")
-                        .arg(format!("name=opt/org.tianocore/{knob},string=no"));
-                }
-            }
-        }
-        let log = fs::File::create(dir.join("qemu.log")).unwrap();
-        let mut child = qemu
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("start qemu-system-x86_64");
-        let console = child.stdout.take().expect("qemu stdout");
-        let serial = fs::File::create(dir.join("serial.log")).unwrap();
-        std::thread::spawn(move || stamp_lines(console, serial));
-        self.qemu.lock().unwrap().0 = Some(child);
+        self.console.lock().unwrap().get_or_insert_with(|| {
+            Console::listen(dir.join("console.sock"), dir.join("serial.log"))
+        });
+        self.bmc.power("on");
+        assert_eq!(
+            self.bmc.is_on(),
+            Some(true),
+            "the BMC reports the machine on after power on: {}",
+            fs::read_to_string(dir.join("qemu.log")).unwrap_or_default()
+        );
     }
 
     fn serial(&self) -> String {
@@ -837,8 +1341,8 @@ impl Lab {
             .to_string()
     }
 
-    /// Copies the serial console, kiln's and QEMU's logs and the power log
-    /// to `target/qemu-artifacts/<firmware>-<time>/`.
+    /// Copies the serial console, kiln's, QEMU's and the BMC's logs and the
+    /// power logs to `target/qemu-artifacts/<firmware>-<time>/`.
     fn keep_artifacts(&self, target: &Path) -> PathBuf {
         let dest = target.join("qemu-artifacts").join(format!(
             "{}-{}",
@@ -846,7 +1350,14 @@ impl Lab {
             chrono::Utc::now().format("%Y%m%dT%H%M%S")
         ));
         let _ = fs::create_dir_all(&dest);
-        for file in ["serial.log", "kiln.log", "qemu.log", "power.log"] {
+        for file in [
+            "serial.log",
+            "kiln.log",
+            "qemu.log",
+            "power.log",
+            "bmc.log",
+            "bmc-power.log",
+        ] {
             let _ = fs::copy(self.dir.path().join(file), dest.join(file));
         }
         eprintln!("qemu netboot artifacts: {}", dest.display());

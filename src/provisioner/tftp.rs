@@ -3,7 +3,7 @@
 //! PXE firmware can only fetch its first stage over TFTP (RFC 1350), so kiln
 //! serves exactly that: read requests for files under one directory, with
 //! the block-size and transfer-size options (RFC 2347/2348/2349) that
-//! firmware uses to go faster. Everything else (writes, paths leaving the
+//! firmware uses to go faster. Everything else (writes, names leaving the
 //! root, missing files) gets a TFTP error packet. Each transfer runs on its
 //! own socket and task, as the protocol intends.
 
@@ -405,7 +405,11 @@ fn error_packet(code: TftpErrorCode, message: &str) -> Vec<u8> {
 }
 
 /// Maps a requested name to a file under `root`: only plain components, and
-/// the resolved path (symlinks followed) must still be inside the root.
+/// the resolved path (symlinks followed) must still be inside the root,
+/// unless only the root's owner could have made the links on the way
+/// ([`owner_placed`]): Debian's `ipxe` package, the default root's, installs
+/// `/usr/lib/ipxe/ipxe.efi` as a link to `/boot/ipxe.efi`, which UEFI PXE
+/// firmware must be able to fetch.
 async fn resolve(root: &Path, filename: &str) -> Result<PathBuf, Refusal> {
     let denied = || Refusal(TftpErrorCode::AccessViolation, "access denied".into());
     let relative = Path::new(filename.trim_start_matches('/'));
@@ -418,13 +422,44 @@ async fn resolve(root: &Path, filename: &str) -> Result<PathBuf, Refusal> {
     let path = tokio::fs::canonicalize(root.join(relative))
         .await
         .map_err(|_| Refusal(TftpErrorCode::NotFound, "file not found".into()))?;
-    if !path.starts_with(root) {
+    if !path.starts_with(root) && !owner_placed(root, relative).await {
         return Err(denied());
     }
     match tokio::fs::metadata(&path).await {
         Ok(meta) if meta.is_file() => Ok(path),
         _ => Err(Refusal(TftpErrorCode::NotFound, "file not found".into())),
     }
+}
+
+/// Whether every directory from `root` down to the one holding `relative`
+/// is owned by the root's owner (or by uid 0) and writable by nobody else:
+/// then a link there was placed by whoever controls the root (an operator,
+/// a package), and following it out of the root is their choice. A link in
+/// a directory others may write to is not followed out.
+async fn owner_placed(root: &Path, relative: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(root_meta) = tokio::fs::metadata(root).await else {
+        return false;
+    };
+    let owner = root_meta.uid();
+    let mut dir = root.to_path_buf();
+    let mut dirs = vec![dir.clone()];
+    if let Some(parent) = relative.parent() {
+        for component in parent.components() {
+            dir.push(component);
+            dirs.push(dir.clone());
+        }
+    }
+    for dir in dirs {
+        match tokio::fs::symlink_metadata(&dir).await {
+            Ok(meta)
+                if meta.is_dir()
+                    && (meta.uid() == owner || meta.uid() == 0)
+                    && meta.mode() & 0o022 == 0 => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -486,11 +521,14 @@ mod tests {
 
     #[tokio::test]
     async fn resolves_only_inside_the_root() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let root = tokio::fs::canonicalize(dir.path()).await.unwrap();
         std::fs::create_dir(root.join("sub")).unwrap();
         std::fs::write(root.join("sub/a.efi"), b"x").unwrap();
         std::os::unix::fs::symlink("/etc/hostname", root.join("escape")).unwrap();
+        // A root others may write to: nobody vouches for its links.
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(resolve(&root, "sub/a.efi").await.is_ok());
         assert!(resolve(&root, "/sub/a.efi").await.is_ok());
         for bad in ["../etc/passwd", "sub/../../etc/passwd", "escape", ""] {
@@ -504,5 +542,37 @@ mod tests {
             resolve(&root, "sub").await.unwrap_err().0,
             TftpErrorCode::NotFound
         );
+    }
+
+    /// Debian's layout: `/usr/lib/ipxe/ipxe.efi -> /boot/ipxe.efi`, in
+    /// directories only their owner writes. The link is followed out of
+    /// the root; the same link under a directory others may write is not.
+    #[tokio::test]
+    async fn follows_links_only_the_roots_owner_could_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let base = tokio::fs::canonicalize(dir.path()).await.unwrap();
+        let boot = base.join("boot");
+        let root = base.join("ipxe");
+        std::fs::create_dir(&boot).unwrap();
+        std::fs::create_dir_all(root.join("open")).unwrap();
+        std::fs::write(boot.join("ipxe.efi"), b"MZ").unwrap();
+        for dir in [&base, &boot, &root] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::fs::set_permissions(root.join("open"), std::fs::Permissions::from_mode(0o1777))
+            .unwrap();
+        std::os::unix::fs::symlink(boot.join("ipxe.efi"), root.join("ipxe.efi")).unwrap();
+        std::os::unix::fs::symlink(boot.join("ipxe.efi"), root.join("open/ipxe.efi")).unwrap();
+
+        assert_eq!(
+            resolve(&root, "ipxe.efi").await.unwrap(),
+            boot.join("ipxe.efi")
+        );
+        assert_eq!(
+            resolve(&root, "open/ipxe.efi").await.unwrap_err().0,
+            TftpErrorCode::AccessViolation
+        );
+        assert!(resolve(&root, "../boot/ipxe.efi").await.is_err());
     }
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds what the QEMU netboot test boots, once per input: Debian's kernel
 # (apt-get download + dpkg-deb -x, never installed), a busybox initrd with
-# the test's init and the modules it needs (e1000, virtio disk), and a raw
-# disk that boots on its own (syslinux on FAT, no loop device).
+# the test's init, the modules it needs (e1000 and virtio NICs, virtio disk,
+# the IPMI system interface) and Debian's ipmitool with the shared libraries
+# it loads, and a raw disk that boots on its own (syslinux on FAT, no loop
+# device).
 #
 #   build-images.sh
 #
@@ -13,8 +15,8 @@
 #   ${KILN_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kiln/qemu}/<key>
 #
 # where <key> hashes every input: the kernel package and its version, the
-# busybox and syslinux versions, the filesystem size and modules, this
-# script, init and udhcpc.script. A finished build is reused; a new one
+# busybox and syslinux versions, the filesystem size and modules, ipmitool
+# and its libraries (their contents), this script, init and udhcpc.script. A finished build is reused; a new one
 # removes the builds and kernel packages it no longer uses.
 set -euo pipefail
 
@@ -42,7 +44,12 @@ flock 9
 # The filesystem's size; the installer's mark goes in the sector after it.
 fs_kib=32768
 mark_sector=$((fs_kib * 2))
-modules=(e1000 virtio_pci virtio_blk)
+modules=(e1000 virtio_pci virtio_blk virtio_net ipmi_msghandler ipmi_devintf ipmi_si)
+# ipmitool (in-band `ipmitool lan print`: the machine reads its BMC's
+# address) and every shared library it loads, the loader included.
+ipmitool=/usr/bin/ipmitool
+[[ -x "$ipmitool" ]] || { echo "build-images: no $ipmitool: install the Debian package ipmitool" >&2; exit 1; }
+mapfile -t ipmitool_libs < <(ldd "$ipmitool" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
 
 # Which kernel linux-image-amd64 means today, refreshing apt's lists once
 # when they are missing or stale.
@@ -61,6 +68,7 @@ version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ && !found {
 key=$( {
   echo "$pkg $version $fs_kib ${modules[*]}"
   dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
+  sha256sum "$ipmitool" "${ipmitool_libs[@]}"
   cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
 } | sha256sum | cut -c1-16)
 out="$cache/$key"
@@ -103,6 +111,11 @@ ln -s busybox "$root/bin/sh"
 sed "s/@MARK_SECTOR@/$mark_sector/" "$here/init" > "$root/init"
 cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
 chmod 755 "$root/init" "$root/etc/udhcpc.script"
+cp "$ipmitool" "$root/bin/ipmitool"
+for lib in "${ipmitool_libs[@]}"; do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
 declare -A wanted=()
 for m in "${modules[@]}"; do
   line=$(grep -E "/$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep") \
