@@ -9,6 +9,7 @@ pub mod interface;
 pub mod lease;
 pub mod network;
 pub mod node;
+pub mod node_inventory;
 pub mod noderole;
 pub mod noderole_edge;
 pub mod prelude;

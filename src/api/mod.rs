@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod fallback;
 mod health;
+mod inventory;
 mod metrics;
 mod noderoles;
 mod nodes;
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v2")
                 .configure(nodes::routes)
+                .configure(inventory::routes)
                 .configure(roles::routes)
                 .configure(deployments::routes)
                 .configure(noderoles::routes)

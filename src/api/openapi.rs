@@ -12,7 +12,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorBody, ErrorDetail};
-use super::{boot, deployments, events, health, metrics, noderoles, nodes, roles, runs};
+use super::{
+    boot, deployments, events, health, inventory, metrics, noderoles, nodes, roles, runs,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,6 +33,7 @@ use super::{boot, deployments, events, health, metrics, noderoles, nodes, roles,
         nodes::show,
         nodes::update,
         nodes::remove,
+        inventory::report,
         roles::list,
         roles::show,
         roles::list_bootenvs,

@@ -22,6 +22,7 @@ use crate::actors::annealer::AnnealerStatus;
 use crate::actors::hub::RunCounts;
 use crate::db::{self, Backend};
 use crate::orchestrator::AnnealStatus;
+use super::inventory::InventoryView;
 
 /// `view` as a JSON value: its keys, and those of everything in it, sorted.
 pub fn sorted<T: Serialize>(view: &T) -> Value {
@@ -78,7 +79,8 @@ impl From<interface::Model> for InterfaceView {
     }
 }
 
-/// A node with its interfaces (never its token or the token's hash).
+/// A node with its interfaces and inventory (never its token or the
+/// token's hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NodeView {
     pub id: i64,
@@ -93,6 +95,8 @@ pub struct NodeView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub interfaces: Vec<InterfaceView>,
+    /// What the machine last reported of its hardware; null until it does.
+    pub inventory: Option<InventoryView>,
 }
 
 impl From<db::nodes::NodeView> for NodeView {
@@ -111,6 +115,7 @@ impl From<db::nodes::NodeView> for NodeView {
             created_at: node.created_at,
             updated_at: node.updated_at,
             interfaces: view.interfaces.into_iter().map(Into::into).collect(),
+            inventory: view.inventory.and_then(InventoryView::from_row),
         }
     }
 }

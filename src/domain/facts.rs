@@ -66,6 +66,14 @@ pub struct RebootScheduled {
     pub delay_ms: u64,
 }
 
+/// A machine reported its hardware (`PUT /api/v2/nodes/{key}/inventory`);
+/// the inventory role waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InventoryReceived {
+    pub node_id: i64,
+    pub node: String,
+}
+
 /// Every fact, as the bus carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Message)]
 #[rtype(result = "()")]
@@ -77,6 +85,7 @@ pub enum Fact {
     NoderoleStateChanged(NoderoleStateChanged),
     RunFinished(RunFinished),
     RebootScheduled(RebootScheduled),
+    InventoryReceived(InventoryReceived),
 }
 
 impl Fact {
@@ -89,6 +98,7 @@ impl Fact {
             Fact::NoderoleStateChanged(_) => "NoderoleStateChanged",
             Fact::RunFinished(_) => "RunFinished",
             Fact::RebootScheduled(_) => "RebootScheduled",
+            Fact::InventoryReceived(_) => "InventoryReceived",
         }
     }
 
@@ -101,6 +111,7 @@ impl Fact {
             Fact::NoderoleStateChanged(f) => &f.node,
             Fact::RunFinished(f) => &f.node,
             Fact::RebootScheduled(f) => &f.node,
+            Fact::InventoryReceived(f) => &f.node,
         }
     }
 
@@ -117,6 +128,7 @@ impl Fact {
                 if f.succeeded { "succeeded" } else { "failed" }
             ),
             Fact::RebootScheduled(f) => format!("in {}ms", f.delay_ms),
+            Fact::InventoryReceived(_) => String::new(),
         }
     }
 }
