@@ -144,6 +144,7 @@ impl Application {
                 boot_url: &boot_urls.api_url,
                 dhcp_table: settings.dhcp.enabled.then(|| table.clone()),
                 reboot_delay_ms: settings.sim.reboot_delay_ms,
+                inventory_timeout_ms: settings.inventory.timeout_ms,
                 shutdown: &shutdown,
             }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());

@@ -409,7 +409,10 @@ mod tests {
         assert_eq!(checked.disks[0].name, "vda");
         let mut no_optional = example();
         no_optional.as_object_mut().unwrap().remove("bmc");
-        no_optional["nics"][0].as_object_mut().unwrap().remove("lldp");
+        no_optional["nics"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("lldp");
         assert_eq!(check(&no_optional).unwrap().bmc, None);
     }
 

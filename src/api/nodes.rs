@@ -119,7 +119,9 @@ async fn list(
         min_memory_mib: query
             .min_memory_mib
             .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
-        min_disks: query.min_disks.map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
+        min_disks: query
+            .min_disks
+            .map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
         limit: page.limit,
         offset: page.offset,
     };

@@ -12,9 +12,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorBody, ErrorDetail};
-use super::{
-    boot, deployments, events, health, inventory, metrics, noderoles, nodes, roles, runs,
-};
+use super::{boot, deployments, events, health, inventory, metrics, noderoles, nodes, roles, runs};
 
 #[derive(OpenApi)]
 #[openapi(

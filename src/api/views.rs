@@ -18,11 +18,11 @@ use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
+use super::inventory::InventoryView;
 use crate::actors::annealer::AnnealerStatus;
 use crate::actors::hub::RunCounts;
 use crate::db::{self, Backend};
 use crate::orchestrator::AnnealStatus;
-use super::inventory::InventoryView;
 
 /// `view` as a JSON value: its keys, and those of everything in it, sorted.
 pub fn sorted<T: Serialize>(view: &T) -> Value {

@@ -48,10 +48,12 @@ pub async fn store<C: ConnectionTrait>(
         )
         .exec_without_returning(db)
         .await
-        .map_err(|e| match RepoError::from_write(e, "inventory", new.node_id.to_string()) {
-            RepoError::ForeignKey { .. } => RepoError::not_found("node", new.node_id),
-            other => other,
-        })?;
+        .map_err(
+            |e| match RepoError::from_write(e, "inventory", new.node_id.to_string()) {
+                RepoError::ForeignKey { .. } => RepoError::not_found("node", new.node_id),
+                other => other,
+            },
+        )?;
     Ok(node_inventory::Model {
         node_id: new.node_id,
         document: new.document.clone(),
@@ -102,7 +104,10 @@ pub async fn freshness<C: ConnectionTrait>(
 
 /// A condition on `node.id`: the node reported at least `min_memory_mib`
 /// of memory and at least `min_disks` disks (what is `None` is not asked).
-pub(crate) fn hardware_condition(min_memory_mib: Option<i64>, min_disks: Option<i32>) -> SimpleExpr {
+pub(crate) fn hardware_condition(
+    min_memory_mib: Option<i64>,
+    min_disks: Option<i32>,
+) -> SimpleExpr {
     let mut select = Query::select();
     select
         .column(node_inventory::Column::NodeId)

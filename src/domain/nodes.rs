@@ -8,8 +8,8 @@ use super::facts::{BootenvChanged, Fact, InventoryReceived, NodeAliveChanged, No
 use super::lifecycle::commit_noderole;
 use super::transitions::{has_failed_parent, move_to};
 use super::{DomainResult, Effects, NoderoleState};
-use crate::db::nodes::{self, NewNode, NodeChange, NodeView};
 use crate::db::inventory::{self, NewInventory};
+use crate::db::nodes::{self, NewNode, NodeChange, NodeView};
 use crate::db::{bootenvs, noderoles, roles, Key, RepoError};
 
 /// Registers a node; a non-admin node gets every `discovery` role bound in
