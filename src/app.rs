@@ -204,7 +204,20 @@ impl Application {
             )));
         }
         if settings.sim.enabled {
-            machines.push(Rc::new(self.simulator()?));
+            let simulator = self.simulator()?;
+            let reporter = crate::sim::InventoryReporter {
+                db: self.state.db.clone(),
+                api_url: format!("http://127.0.0.1:{}", self.port),
+                admin_token: settings.auth.admin_token.clone(),
+                tokens: simulator.tokens(),
+                trace: self.state.orchestrator.trace(),
+                http: reqwest::Client::new(),
+                shutdown: self.shutdown.clone(),
+            };
+            self.state
+                .orchestrator
+                .subscribe(reporter.start().recipient());
+            machines.push(Rc::new(simulator));
         }
         let clock = RebootClock::new(self.state.orchestrator.clone(), machines).start();
         self.state.orchestrator.subscribe(clock.recipient());

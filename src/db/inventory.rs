@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use entity::{node, node_inventory};
 use sea_orm::sea_query::{OnConflict, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
@@ -27,7 +27,9 @@ pub async fn store<C: ConnectionTrait>(
     db: &C,
     new: &NewInventory,
 ) -> RepoResult<node_inventory::Model> {
-    let received_at = now();
+    // Whole microseconds, as both databases keep them, so the row returned
+    // here is the row read back later.
+    let received_at = now().trunc_subsecs(6);
     let row = node_inventory::ActiveModel {
         node_id: Set(new.node_id),
         document: Set(new.document.clone()),
