@@ -215,6 +215,7 @@ async fn update(
         available: req.available,
         bootenv: req.bootenv,
         target_os: req.target_os,
+        keeps_alive_since: false,
     };
     if let Caller::Token(token) = &caller {
         let node = nodes::get(&state.db, &key)

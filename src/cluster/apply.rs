@@ -191,6 +191,7 @@ pub async fn apply(
                         .clone()
                         .filter(|t| Some(t) != existing.target_os.as_ref())
                         .map(Some),
+                    keeps_alive_since: false,
                 };
                 let changed = change.alive.is_some()
                     || change.available.is_some()

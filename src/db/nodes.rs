@@ -325,6 +325,11 @@ pub struct NodeChange {
     pub available: Option<bool>,
     pub bootenv: Option<String>,
     pub target_os: Option<Option<String>>,
+    /// An `alive: true` that is kiln's own bookkeeping (a retried install
+    /// marks its node alive so the annealer works on it), not the machine
+    /// coming back: `alive_since` stays, so the inventory it reported
+    /// before still counts.
+    pub keeps_alive_since: bool,
 }
 
 /// Applies a change and returns the node before and after, so callers can
@@ -338,7 +343,7 @@ pub async fn update<C: ConnectionTrait>(
     let mut active: node::ActiveModel = before.clone().into();
     if let Some(alive) = change.alive {
         active.alive = Set(alive);
-        if alive && !before.alive {
+        if alive && !before.alive && !change.keeps_alive_since {
             // What the inventory role measures a report's freshness by.
             active.alive_since = Set(Some(now()));
         }
