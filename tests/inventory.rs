@@ -426,3 +426,54 @@ on_both_databases!(a_report_during_the_wait_ends_it, |backend| async move {
     let nr = get_json(&app, &format!("/api/v2/noderoles/{id}")).await;
     assert_eq!(nr["state"], "active", "{nr}");
 });
+
+on_both_databases!(the_collector_reports_this_machine, |backend| async move {
+    // The discovery image's collector, under the busybox it runs on there,
+    // on this machine's own /proc and /sys.
+    let out = std::process::Command::new("busybox")
+        .args(["sh", "scripts/discovery/kiln-inventory"])
+        .output()
+        .expect("busybox (Debian busybox-static, installed by scripts/test)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let document: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    let app = spawn_app_with(backend, |_| {}).await;
+    create_node(&app, "here", "52:54:00:00:05:01", "10.9.5.11", false).await;
+    let (status, stored) = put_inventory(&app, "here", common::TEST_TOKEN, &document).await;
+    assert_eq!(status, 200, "{stored}\n{document}");
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert_eq!(stored["memory_mib"], kib / 1024);
+    let cpus = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(stored["cpus"]["count"], cpus);
+    for disk in stored["disks"].as_array().unwrap() {
+        let name = disk["name"].as_str().unwrap();
+        let sectors: u64 = std::fs::read_to_string(format!("/sys/block/{name}/size"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(disk["size_bytes"], sectors * 512, "{disk}");
+        assert!(
+            !name.starts_with("loop") && !name.starts_with("ram"),
+            "{disk}"
+        );
+    }
+    for nic in stored["nics"].as_array().unwrap() {
+        let name = nic["name"].as_str().unwrap();
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).unwrap();
+        assert_eq!(nic["mac"], mac.trim(), "{nic}");
+    }
+});
