@@ -468,6 +468,7 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
         ("get", "/api/v2/nodes/{key}"),
         ("put", "/api/v2/nodes/{key}"),
         ("delete", "/api/v2/nodes/{key}"),
+        ("put", "/api/v2/nodes/{key}/inventory"),
         ("get", "/api/v2/roles"),
         ("get", "/api/v2/roles/{key}"),
         ("get", "/api/v2/bootenvs"),
