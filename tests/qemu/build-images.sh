@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds what the QEMU netboot test boots, once per input: Debian's kernel
 # (apt-get download + dpkg-deb -x, never installed), a busybox initrd with
-# the test's init and the modules it needs (e1000, virtio disk), and a raw
+# the test's init, kiln's inventory collector and the modules it needs
+# (e1000, virtio disk), and a raw
 # disk that boots on its own (syslinux on FAT, no loop device).
 #
 #   build-images.sh
@@ -14,7 +15,8 @@
 #
 # where <key> hashes every input: the kernel package and its version, the
 # busybox and syslinux versions, the filesystem size and modules, this
-# script, init and udhcpc.script. A finished build is reused; a new one
+# script, init, udhcpc.script and the inventory collector
+# (scripts/discovery/kiln-inventory). A finished build is reused; a new one
 # removes the builds and kernel packages it no longer uses.
 set -euo pipefail
 
@@ -30,6 +32,8 @@ else
 fi
 cache=$(realpath -m "$cache")
 here=$(cd "$(dirname "$0")" && pwd)
+# The discovery image's inventory collector, as real sites' images carry it.
+collector="$here/../../scripts/discovery/kiln-inventory"
 mkdir -p "$cache/debs"
 [[ -f "$cache/CACHEDIR.TAG" ]] || printf '%s\n' \
   'Signature: 8a477f597d28d172789f06886806bc55' \
@@ -61,7 +65,7 @@ version=$(apt-cache show --no-all-versions "$pkg" | awk '/^Version:/ && !found {
 key=$( {
   echo "$pkg $version $fs_kib ${modules[*]}"
   dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
-  cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
+  cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script" "$collector"
 } | sha256sum | cut -c1-16)
 out="$cache/$key"
 if [[ -f "$out/done" ]]; then
@@ -102,7 +106,8 @@ cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 sed "s/@MARK_SECTOR@/$mark_sector/" "$here/init" > "$root/init"
 cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
-chmod 755 "$root/init" "$root/etc/udhcpc.script"
+cp "$collector" "$root/bin/kiln-inventory"
+chmod 755 "$root/init" "$root/etc/udhcpc.script" "$root/bin/kiln-inventory"
 declare -A wanted=()
 for m in "${modules[@]}"; do
   line=$(grep -E "/$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep") \
