@@ -305,7 +305,7 @@ on_both_databases!(templates_read_the_inventory, |backend| async move {
 /// The inventory noderole of `node`: its id.
 async fn inventory_noderole(app: &TestApp, node: &str) -> i64 {
     let list = get_json(
-        &app,
+        app,
         &format!("/api/v2/noderoles?node={node}&role=inventory"),
     )
     .await;
