@@ -477,3 +477,57 @@ on_both_databases!(the_collector_reports_this_machine, |backend| async move {
         assert_eq!(nic["mac"], mac.trim(), "{nic}");
     }
 });
+
+on_both_databases!(jigs_get_the_inventory_in_their_data, |backend| async move {
+    use common::orchestration::{bind_all, define_roles, role, settle};
+    use kiln::db::roles::JigKind;
+    use kiln::db::{deployments, noderoles, Key};
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("disk.sh");
+    // The script's data as its wall, so the test reads what it was given.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nprintf '%s' \"$KILN_DATA\" > \"$KILN_WALL_FILE\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let scripts_dir = dir.path().to_path_buf();
+    let app = spawn_app_with(backend, move |s| s.jigs.scripts_dir = scripts_dir).await;
+    let mut disk = role("disk-setup", JigKind::Script, &[]);
+    disk.scripts = vec!["disk.sh".into()];
+    disk.data = json!({"fs": "ext4"});
+    define_roles(&app.db, &[disk]).await;
+    create_node(&app, "n1", "52:54:00:00:06:01", "10.9.6.11", true).await;
+    let (status, _) = put_inventory(
+        &app,
+        "n1",
+        common::TEST_TOKEN,
+        &report(2048, &[("sda", 1 << 40)], "52:54:00:00:06:01"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let orch = &app.state.orchestrator;
+    deployments::create(&app.db, "d", None, "").await.unwrap();
+    bind_all(orch, "d", "disk-setup", &["n1"]).await;
+    orch.commit_deployment(&Key::Name("d".into()))
+        .await
+        .unwrap();
+    settle(orch, Duration::from_secs(60)).await;
+    let id = noderole_of(&app, "n1", "disk-setup").await;
+    let nr = noderoles::get(&app.db, id).await.unwrap();
+    assert_eq!(nr.wall["fs"], "ext4", "{}", nr.runlog);
+    assert_eq!(
+        nr.wall["inventory"]["disks"][0]["name"], "sda",
+        "{}",
+        nr.wall
+    );
+    assert_eq!(nr.wall["inventory"]["memory_mib"], 2048, "{}", nr.wall);
+});
+
+/// The id of `node`'s noderole of `role`.
+async fn noderole_of(app: &TestApp, node: &str, role: &str) -> i64 {
+    let list = get_json(app, &format!("/api/v2/noderoles?node={node}&role={role}")).await;
+    list[0]["id"].as_i64().unwrap_or_else(|| panic!("{list}"))
+}
