@@ -147,6 +147,7 @@ impl Application {
                 boot_url: &boot_urls.api_url,
                 dhcp_table: settings.dhcp.enabled.then(|| table.clone()),
                 reboot_delay_ms: settings.sim.reboot_delay_ms,
+                inventory_timeout_ms: settings.inventory.timeout_ms,
                 shutdown: &shutdown,
             }));
         let dhcp_table = settings.dhcp.enabled.then(|| table.clone());
@@ -214,7 +215,20 @@ impl Application {
         let settings = &self.state.settings;
         let mut machines: Vec<Rc<dyn PowerCycle>> = vec![Rc::new(self.state.power.clone())];
         if settings.sim.enabled {
-            machines.push(Rc::new(self.simulator()?));
+            let simulator = self.simulator()?;
+            let reporter = crate::sim::InventoryReporter {
+                db: self.state.db.clone(),
+                api_url: format!("http://127.0.0.1:{}", self.port),
+                admin_token: settings.auth.admin_token.clone(),
+                tokens: simulator.tokens(),
+                trace: self.state.orchestrator.trace(),
+                http: reqwest::Client::new(),
+                shutdown: self.shutdown.clone(),
+            };
+            self.state
+                .orchestrator
+                .subscribe(reporter.start().recipient());
+            machines.push(Rc::new(simulator));
         }
         let clock = RebootClock::new(self.state.orchestrator.clone(), machines).start();
         self.state.orchestrator.subscribe(clock.recipient());

@@ -238,6 +238,25 @@ impl Orchestrator {
         .await
     }
 
+    /// Keeps a node's reported inventory and publishes `InventoryReceived`
+    /// after the commit.
+    pub async fn record_inventory(
+        &self,
+        key: &Key,
+        document: serde_json::Value,
+        memory_mib: i64,
+        disk_count: i32,
+    ) -> DomainResult<entity::node_inventory::Model> {
+        let key = key.clone();
+        self.run(|txn| {
+            Box::pin(async move {
+                crate::domain::nodes::record_inventory(txn, &key, document, memory_mib, disk_count)
+                    .await
+            })
+        })
+        .await
+    }
+
     /// Deletes a node with its bindings and runs.
     pub async fn delete_node(&self, key: &Key) -> DomainResult<node::Model> {
         let key = key.clone();

@@ -31,6 +31,15 @@ pub struct Settings {
     pub bmc: BmcSettings,
     pub jigs: JigSettings,
     pub cluster: ClusterSettings,
+    pub inventory: InventorySettings,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventorySettings {
+    /// How long the inventory role waits, from the node's return to alive,
+    /// for the machine's report before its noderole goes to error.
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

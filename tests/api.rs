@@ -470,6 +470,7 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
         ("delete", "/api/v2/nodes/{key}"),
         ("get", "/api/v2/nodes/{key}/power"),
         ("put", "/api/v2/nodes/{key}/power"),
+        ("put", "/api/v2/nodes/{key}/inventory"),
         ("get", "/api/v2/roles"),
         ("get", "/api/v2/roles/{key}"),
         ("get", "/api/v2/bootenvs"),

@@ -217,6 +217,39 @@ async fn flow(lab: &Lab) {
         &format!("the discovery roles are active: {discovery_roles}"),
     )
     .await;
+    // The inventory role is active on the discovery image's report: what
+    // QEMU was started with (`-m 512`, the virtio disk image, the e1000
+    // with the lab's MAC, QEMU's own DMI vendor).
+    let inventory = api
+        .get(&format!("/api/v2/nodes/{node}"))
+        .await
+        .expect("the node")["inventory"]
+        .clone();
+    let memory = inventory["memory_mib"].as_u64().unwrap_or_default();
+    assert!(
+        (400..=512).contains(&memory),
+        "-m 512 less the kernel's own: {inventory}"
+    );
+    let disk_bytes = fs::metadata(lab.dir.path().join("disk.img")).unwrap().len();
+    assert_eq!(inventory["disks"][0]["name"], "vda", "{inventory}");
+    assert_eq!(
+        inventory["disks"][0]["size_bytes"], disk_bytes,
+        "{inventory}"
+    );
+    // virtio-blk has no model string; QEMU gives the drive no serial here.
+    assert_eq!(inventory["disks"][0]["model"], "", "{inventory}");
+    assert_eq!(
+        inventory["disks"].as_array().map(Vec::len),
+        Some(1),
+        "{inventory}"
+    );
+    assert_eq!(inventory["nics"][0]["mac"], lab.mac, "{inventory}");
+    assert_eq!(inventory["nics"][0]["driver"], "e1000", "{inventory}");
+    assert_eq!(inventory["system"]["vendor"], "QEMU", "{inventory}");
+    assert!(
+        inventory["cpus"]["count"].as_u64() >= Some(1),
+        "{inventory}"
+    );
 
     // 2. The operator binds it to provisioner-os-install and commits.
     api.send("POST", "/api/v2/deployments", json!({"name": "os"}), 201)

@@ -10,6 +10,7 @@ pub mod lease;
 pub mod network;
 pub mod node;
 pub mod node_bmc;
+pub mod node_inventory;
 pub mod noderole;
 pub mod noderole_edge;
 pub mod prelude;

@@ -15,6 +15,7 @@ pub struct Model {
     pub deployment_id: i64,
     pub token_hash: Option<String>,
     pub token_due: bool,
+    pub alive_since: Option<DateTimeUtc>,
     pub description: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
@@ -30,6 +31,8 @@ pub enum Relation {
     Deployment,
     #[sea_orm(has_many = "super::interface::Entity")]
     Interface,
+    #[sea_orm(has_one = "super::node_inventory::Entity")]
+    NodeInventory,
     #[sea_orm(has_many = "super::noderole::Entity")]
     Noderole,
     #[sea_orm(has_many = "super::run::Entity")]

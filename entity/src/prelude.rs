@@ -4,6 +4,7 @@ pub use super::interface::Entity as Interface;
 pub use super::lease::Entity as Lease;
 pub use super::network::Entity as Network;
 pub use super::node::Entity as Node;
+pub use super::node_inventory::Entity as NodeInventory;
 pub use super::noderole::Entity as Noderole;
 pub use super::noderole_edge::Entity as NoderoleEdge;
 pub use super::reboot::Entity as Reboot;

@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial;
 mod m20261203_000001_scheduled_reboots;
 mod m20261203_000010_node_token_due;
+mod m20261203_000020_node_inventory;
 mod m20261203_000030_node_bmc;
 
 /// Every migration, oldest first.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000001_scheduled_reboots::Migration),
             Box::new(m20261203_000010_node_token_due::Migration),
             Box::new(m20261203_000030_node_bmc::Migration),
+            Box::new(m20261203_000020_node_inventory::Migration),
         ]
     }
 }

@@ -332,7 +332,8 @@ async fn start(hub: &Arc<Hub>, ticket: &Ticket) -> Result<Option<Effects>, Domai
 }
 
 /// Reads the run's noderole, role, node and data now, when it starts, in
-/// one query, retried through database faults (see [`persistently`]).
+/// one query (and the node's inventory in a second), retried through
+/// database faults (see [`persistently`]).
 async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, DomainError> {
     let noderole_id = ticket.noderole_id;
     let row = persistently("loading a run's context", &hub.shutdown, || async move {
@@ -345,6 +346,16 @@ async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, Dom
         data = serde_json::json!({});
     }
     merge_json(&mut data, &row.noderole.committed_data);
+    // What the machine reported of itself, for scripts, as `inventory`
+    // (over any `inventory` key a role's data has).
+    let node_id = row.node.id;
+    let inventory = persistently("loading a node's inventory", &hub.shutdown, || async move {
+        Ok(crate::db::inventory::of_node(&hub.db, node_id).await?)
+    })
+    .await?;
+    if let Some(inventory) = inventory {
+        data["inventory"] = inventory.document;
+    }
     Ok(JigContext {
         run_id: ticket.run_id,
         noderole_id: row.noderole.id,

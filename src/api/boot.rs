@@ -17,10 +17,10 @@ use super::ApiError;
 use super::AppState;
 use crate::db::{bootenvs, nodes, Key};
 use crate::domain::BootenvKind;
-use crate::provisioner::boot::{ipxe_script, variables};
+use crate::provisioner::boot::{ipxe_script, tree, variables};
 use crate::provisioner::boots::BootToken;
 use crate::provisioner::discovery;
-use crate::provisioner::template::render;
+use crate::provisioner::template::render_with;
 
 fn plain(body: String) -> HttpResponse {
     HttpResponse::Ok()
@@ -65,7 +65,9 @@ async fn script(
         state.sightings.boot_script(&mac, "sledgehammer");
         let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
         let vars = variables(urls, None, None, &mac, None);
-        return Ok(plain(ipxe_script(&discovery, &vars).map_err(render_error)?));
+        return Ok(plain(
+            ipxe_script(&discovery, &vars, &tree(None)).map_err(render_error)?,
+        ));
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
     state.sightings.boot_script(&mac, &bootenv.name);
@@ -83,7 +85,10 @@ async fn script(
         .find(|i| i.mac == mac)
         .and_then(|i| i.ip.clone());
     let vars = variables(urls, Some(&node), token.plain(), &mac, ip.as_deref());
-    Ok(plain(ipxe_script(&bootenv, &vars).map_err(render_error)?))
+    let tree = tree(view.inventory.as_ref());
+    Ok(plain(
+        ipxe_script(&bootenv, &vars, &tree).map_err(render_error)?,
+    ))
 }
 
 /// Whether machines booting `bootenv` call back and so need a node token:
@@ -184,7 +189,8 @@ async fn answer(
     let token = claim_token(&state, &node, &mac).await?;
     let vars = variables(&state.boot_urls, Some(&node), token.plain(), &mac, None);
     Ok(plain(
-        render(&bootenv.template, &vars).map_err(render_error)?,
+        render_with(&bootenv.template, &vars, &tree(view.inventory.as_ref()))
+            .map_err(render_error)?,
     ))
 }
 

@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod fallback;
 mod health;
+mod inventory;
 mod metrics;
 mod noderoles;
 mod nodes;
@@ -51,6 +52,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::scope("/api/v2")
                 .configure(nodes::routes)
                 .configure(bmc::routes)
+                .configure(inventory::routes)
                 .configure(roles::routes)
                 .configure(deployments::routes)
                 .configure(noderoles::routes)

@@ -21,6 +21,10 @@ struct ListQuery {
     bootenv: Option<String>,
     deployment: Option<String>,
     name: Option<String>,
+    /// Only nodes whose inventory reports at least this much memory (MiB).
+    min_memory_mib: Option<u64>,
+    /// Only nodes whose inventory reports at least this many disks.
+    min_disks: Option<u32>,
     limit: Option<u64>,
     offset: Option<u64>,
 }
@@ -119,6 +123,12 @@ async fn list(
         bootenv: query.bootenv.clone(),
         deployment_id,
         name_contains: query.name.clone(),
+        min_memory_mib: query
+            .min_memory_mib
+            .map(|m| i64::try_from(m).unwrap_or(i64::MAX)),
+        min_disks: query
+            .min_disks
+            .map(|d| i32::try_from(d).unwrap_or(i32::MAX)),
         limit: page.limit,
         offset: page.offset,
     };
@@ -224,6 +234,7 @@ async fn update(
         bootenv: req.bootenv,
         target_os: req.target_os,
         bmc,
+        keeps_alive_since: false,
     };
     if let Caller::Token(token) = &caller {
         let node = nodes::get(&state.db, &key)

@@ -12,7 +12,9 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorBody, ErrorDetail};
-use super::{bmc, boot, deployments, events, health, metrics, noderoles, nodes, roles, runs};
+use super::{
+    bmc, boot, deployments, events, health, inventory, metrics, noderoles, nodes, roles, runs,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +35,7 @@ use super::{bmc, boot, deployments, events, health, metrics, noderoles, nodes, r
         nodes::remove,
         bmc::status,
         bmc::act,
+        inventory::report,
         roles::list,
         roles::show,
         roles::list_bootenvs,

@@ -18,6 +18,7 @@ use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
+use super::inventory::InventoryView;
 use crate::actors::annealer::AnnealerStatus;
 use crate::actors::hub::RunCounts;
 use crate::db::{self, Backend};
@@ -78,7 +79,8 @@ impl From<interface::Model> for InterfaceView {
     }
 }
 
-/// A node with its interfaces (never its token or the token's hash).
+/// A node with its interfaces and inventory (never its token or the
+/// token's hash).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NodeView {
     pub id: i64,
@@ -95,6 +97,8 @@ pub struct NodeView {
     pub interfaces: Vec<InterfaceView>,
     /// How kiln powers it; null: nothing does (or `power.command`).
     pub bmc: Option<super::bmc::BmcView>,
+    /// What the machine last reported of its hardware; null until it does.
+    pub inventory: Option<InventoryView>,
 }
 
 impl From<db::nodes::NodeView> for NodeView {
@@ -114,6 +118,7 @@ impl From<db::nodes::NodeView> for NodeView {
             updated_at: node.updated_at,
             interfaces: view.interfaces.into_iter().map(Into::into).collect(),
             bmc: view.bmc.map(Into::into),
+            inventory: view.inventory.and_then(InventoryView::from_row),
         }
     }
 }

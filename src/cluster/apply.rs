@@ -251,6 +251,7 @@ pub async fn apply_sealing(
                         .filter(|t| Some(t) != existing.target_os.as_ref())
                         .map(Some),
                     bmc: None,
+                    keeps_alive_since: false,
                 };
                 let stored_bmc = bmcs::get(&txn, existing.id)
                     .await

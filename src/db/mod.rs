@@ -10,6 +10,7 @@ pub mod bootenvs;
 pub mod deployments;
 mod error;
 pub mod hosts;
+pub mod inventory;
 pub mod leases;
 pub mod networks;
 pub mod noderoles;

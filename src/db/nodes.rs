@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use entity::{interface, node, node_bmc};
+use entity::{interface, node, node_bmc, node_inventory};
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
@@ -12,7 +12,7 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use super::bmcs::{self, BmcWrite};
-use super::{deployments, now, Key, RepoError, RepoResult};
+use super::{deployments, inventory, now, Key, RepoError, RepoResult};
 
 /// A node to create, with the interfaces DHCP and DNS will hand out.
 #[derive(Debug, Clone, Default)]
@@ -38,12 +38,14 @@ pub struct NewInterface {
     pub hostname: Option<String>,
 }
 
-/// A node with its interfaces (the API shows it as `api::views::NodeView`).
+/// A node with its interfaces and the inventory it last reported (the API
+/// shows it as `api::views::NodeView`).
 #[derive(Debug, Clone)]
 pub struct NodeView {
     pub node: node::Model,
     pub interfaces: Vec<interface::Model>,
     pub bmc: Option<node_bmc::Model>,
+    pub inventory: Option<node_inventory::Model>,
 }
 
 /// Filters and paging for [`list`].
@@ -55,6 +57,10 @@ pub struct NodeFilter {
     pub deployment_id: Option<i64>,
     /// Substring of the name.
     pub name_contains: Option<String>,
+    /// Nodes whose inventory reports at least this much memory.
+    pub min_memory_mib: Option<i64>,
+    /// Nodes whose inventory reports at least this many disks.
+    pub min_disks: Option<i32>,
     pub limit: u64,
     pub offset: u64,
 }
@@ -199,6 +205,7 @@ pub async fn create<C: TransactionTrait>(db: &C, new: NewNode) -> RepoResult<(No
             node,
             interfaces: saved,
             bmc,
+            inventory: None,
         },
         token,
     ))
@@ -216,7 +223,7 @@ pub async fn get<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<node::Mode
         .ok_or_else(|| RepoError::not_found("node", key))
 }
 
-/// One node with its interfaces.
+/// One node with its interfaces and inventory.
 pub async fn get_view<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<NodeView> {
     let node = get(db, key).await?;
     let interfaces = interface::Entity::find()
@@ -225,10 +232,12 @@ pub async fn get_view<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<NodeV
         .all(db)
         .await?;
     let bmc = bmcs::get(db, node.id).await?;
+    let inventory = inventory::of_node(db, node.id).await?;
     Ok(NodeView {
         node,
         interfaces,
         bmc,
+        inventory,
     })
 }
 
@@ -248,7 +257,8 @@ pub async fn find_by_mac<C: ConnectionTrait>(db: &C, mac: &str) -> RepoResult<Op
     Ok(node::Entity::find_by_id(iface.node_id).one(db).await?)
 }
 
-/// A page of nodes with their interfaces: two queries whatever the page size.
+/// A page of nodes with their interfaces and inventories: three queries
+/// whatever the page size.
 pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult<Vec<NodeView>> {
     let mut query = node::Entity::find().order_by_asc(node::Column::Id);
     if let Some(alive) = filter.alive {
@@ -266,6 +276,12 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
     if let Some(part) = &filter.name_contains {
         query = query.filter(node::Column::Name.contains(part.as_str()));
     }
+    if filter.min_memory_mib.is_some() || filter.min_disks.is_some() {
+        query = query.filter(inventory::hardware_condition(
+            filter.min_memory_mib,
+            filter.min_disks,
+        ));
+    }
     let nodes = query
         .limit(filter.limit)
         .offset(filter.offset)
@@ -280,7 +296,7 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
     let mut by_node: HashMap<i64, Vec<interface::Model>> = HashMap::new();
     if !ids.is_empty() {
         for iface in interface::Entity::find()
-            .filter(interface::Column::NodeId.is_in(ids))
+            .filter(interface::Column::NodeId.is_in(ids.iter().copied()))
             .order_by_asc(interface::Column::Id)
             .all(db)
             .await?
@@ -288,11 +304,13 @@ pub async fn list<C: ConnectionTrait>(db: &C, filter: &NodeFilter) -> RepoResult
             by_node.entry(iface.node_id).or_default().push(iface);
         }
     }
+    let mut inventories = inventory::of_nodes(db, &ids).await?;
     Ok(nodes
         .into_iter()
         .map(|node| NodeView {
             interfaces: by_node.remove(&node.id).unwrap_or_default(),
             bmc: bmc_of.remove(&node.id),
+            inventory: inventories.remove(&node.id),
             node,
         })
         .collect())
@@ -326,6 +344,11 @@ pub struct NodeChange {
     pub target_os: Option<Option<String>>,
     /// `Some(None)` removes the BMC.
     pub bmc: Option<Option<BmcWrite>>,
+    /// An `alive: true` that is kiln's own bookkeeping (a retried install
+    /// marks its node alive so the annealer works on it), not the machine
+    /// coming back: `alive_since` stays, so the inventory it reported
+    /// before still counts.
+    pub keeps_alive_since: bool,
 }
 
 /// Applies a change and returns the node before and after, so callers can
@@ -339,6 +362,10 @@ pub async fn update<C: ConnectionTrait>(
     let mut active: node::ActiveModel = before.clone().into();
     if let Some(alive) = change.alive {
         active.alive = Set(alive);
+        if alive && !before.alive && !change.keeps_alive_since {
+            // What the inventory role measures a report's freshness by.
+            active.alive_since = Set(Some(now()));
+        }
     }
     if let Some(available) = change.available {
         active.available = Set(available);

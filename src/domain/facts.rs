@@ -76,6 +76,14 @@ pub struct PowerStateChanged {
     pub to: crate::bmc::PowerState,
 }
 
+/// A machine reported its hardware (`PUT /api/v2/nodes/{key}/inventory`);
+/// the inventory role waits for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InventoryReceived {
+    pub node_id: i64,
+    pub node: String,
+}
+
 /// Every fact, as the bus carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Message)]
 #[rtype(result = "()")]
@@ -88,6 +96,7 @@ pub enum Fact {
     RunFinished(RunFinished),
     RebootScheduled(RebootScheduled),
     PowerStateChanged(PowerStateChanged),
+    InventoryReceived(InventoryReceived),
 }
 
 impl Fact {
@@ -101,6 +110,7 @@ impl Fact {
             Fact::RunFinished(_) => "RunFinished",
             Fact::RebootScheduled(_) => "RebootScheduled",
             Fact::PowerStateChanged(_) => "PowerStateChanged",
+            Fact::InventoryReceived(_) => "InventoryReceived",
         }
     }
 
@@ -114,6 +124,7 @@ impl Fact {
             Fact::RunFinished(f) => &f.node,
             Fact::RebootScheduled(f) => &f.node,
             Fact::PowerStateChanged(f) => &f.node,
+            Fact::InventoryReceived(f) => &f.node,
         }
     }
 
@@ -131,6 +142,7 @@ impl Fact {
             ),
             Fact::RebootScheduled(f) => format!("in {}ms", f.delay_ms),
             Fact::PowerStateChanged(f) => format!("{} -> {}", f.from.as_str(), f.to.as_str()),
+            Fact::InventoryReceived(_) => String::new(),
         }
     }
 }

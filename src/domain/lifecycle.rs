@@ -140,6 +140,7 @@ async fn start_over_unreturned<C: ConnectionTrait>(
     }
     let change = NodeChange {
         alive: Some(true),
+        keeps_alive_since: true,
         ..Default::default()
     };
     let (_, effects) = update_node(db, &Key::Id(node.id), &change).await?;

@@ -5,7 +5,8 @@
 //! it down, making it unavailable) needs the admin token.
 //!
 //! This is the one place the rule lives: a later report a node makes
-//! (inventory, deploy progress) is allowed here, next to these.
+//! (deploy progress) is allowed here, next to these. The inventory is one:
+//! [`check_inventory_report`].
 
 use sea_orm::ConnectionTrait;
 
@@ -44,6 +45,23 @@ pub async fn check_self_report<C: ConnectionTrait>(
                 "a node token may only set bootenv to one that boots from disk (kind local)",
             ));
         }
+    }
+    Ok(())
+}
+
+/// A node's own token may report its inventory, as often as it boots: a
+/// report describes the machine and moves it nowhere (lists filter on it,
+/// templates and role data read it), so the worst a forged one does is
+/// describe the machine wrongly, the same harm the token's alive report
+/// can do. Only the node's own inventory: the handler has already checked
+/// that the token is the node's.
+pub fn check_inventory_report(node: &entity::node::Model) -> DomainResult<()> {
+    if node.admin {
+        // kiln's own servers are not inventoried by a discovery image.
+        return Err(refused(
+            "inventory",
+            "an admin node's inventory is reported with the admin token",
+        ));
     }
     Ok(())
 }

@@ -4,10 +4,11 @@
 use sea_orm::ConnectionTrait;
 
 use super::binding::{bind, BindRequest};
-use super::facts::{BootenvChanged, Fact, NodeAliveChanged, NodeCreated};
+use super::facts::{BootenvChanged, Fact, InventoryReceived, NodeAliveChanged, NodeCreated};
 use super::lifecycle::commit_noderole;
 use super::transitions::{has_failed_parent, move_to};
 use super::{DomainResult, Effects, NoderoleState};
+use crate::db::inventory::{self, NewInventory};
 use crate::db::nodes::{self, NewNode, NodeChange, NodeView};
 use crate::db::{bootenvs, noderoles, roles, Key, RepoError};
 
@@ -89,6 +90,34 @@ pub async fn update_node<C: ConnectionTrait>(
         effects.wake_annealer = true;
     }
     Ok((after, effects))
+}
+
+/// Keeps the inventory a machine reported for the node `key` (replacing
+/// the one before) and announces it, so an inventory role waiting for it
+/// finishes. `document` has been checked by the caller.
+pub async fn record_inventory<C: ConnectionTrait>(
+    db: &C,
+    key: &Key,
+    document: serde_json::Value,
+    memory_mib: i64,
+    disk_count: i32,
+) -> DomainResult<(entity::node_inventory::Model, Effects)> {
+    let node = nodes::get(db, key).await?;
+    let stored = inventory::store(
+        db,
+        &NewInventory {
+            node_id: node.id,
+            document,
+            memory_mib,
+            disk_count,
+        },
+    )
+    .await?;
+    let effects = Effects::with_facts(vec![Fact::InventoryReceived(InventoryReceived {
+        node_id: node.id,
+        node: node.name,
+    })]);
+    Ok((stored, effects))
 }
 
 /// A node back from a reboot: its settled noderoles go to todo again

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use entity::{bootenv, node};
 
-use super::template::{render, TemplateError};
+use super::template::{render_with, TemplateError};
 use crate::domain::BootenvKind;
 use crate::settings::ProvisionerSettings;
 
@@ -69,17 +69,27 @@ pub fn variables(
     ])
 }
 
+/// What templates reach by dotted paths: `inventory`, the node's last
+/// hardware report, when it made one.
+pub fn tree(inventory: Option<&entity::node_inventory::Model>) -> serde_json::Value {
+    match inventory {
+        Some(row) => serde_json::json!({ "inventory": row.document }),
+        None => serde_json::json!({}),
+    }
+}
+
 /// The iPXE script: `exit` (next boot device) for a local bootenv, else
 /// kernel and initrd with the bootenv's rendered arguments.
 pub fn ipxe_script(
     bootenv: &bootenv::Model,
     vars: &BTreeMap<&'static str, String>,
+    tree: &serde_json::Value,
 ) -> Result<String, TemplateError> {
     if bootenv.kind == BootenvKind::Local {
         return Ok("#!ipxe\necho kiln: booting from local disk\nexit\n".to_string());
     }
     let files = &vars["files_url"];
-    let append = render(&bootenv.append, vars)?;
+    let append = render_with(&bootenv.append, vars, tree)?;
     // UEFI kernels load their initrd by name from iPXE's image list.
     let initrd_name = bootenv.initrd.rsplit('/').next().unwrap_or_default();
     Ok(format!(

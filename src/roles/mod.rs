@@ -1,11 +1,12 @@
 //! kiln's own roles, one file each with the role's name, its jig and its
 //! hooks: `os_install.rs` (the seed's install, its reboot and watchdog),
 //! `dhcp_database.rs` and `dns_database.rs` (kiln's DHCP answers and the
-//! exported files). The hooks are actors subscribed to the event bus; they
+//! exported files), `inventory.rs` (waits for the machine's hardware report). The hooks are actors subscribed to the event bus; they
 //! change the database only through the orchestrator's transactions.
 
 pub mod dhcp_database;
 pub mod dns_database;
+pub mod inventory;
 pub mod os_install;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sea_orm::DatabaseConnection;
 
 pub use dhcp_database::{DhcpDatabaseJig, DhcpDatabaseRole, DHCP_DATABASE};
 pub use dns_database::{DnsDatabaseJig, DnsDatabaseRole, DNS_DATABASE};
+pub use inventory::{InventoryJig, INVENTORY};
 pub use os_install::{
     InstallWatchdog, OsInstallJig, OsInstallRole, DEFAULT_TARGET_OS, OS_INSTALL, REBOOT_WALL_KEY,
 };
@@ -40,6 +42,8 @@ pub struct RoleSettings<'a> {
     /// kiln's own DHCP server's table, when it runs one.
     pub dhcp_table: Option<Arc<DhcpTable>>,
     pub reboot_delay_ms: u64,
+    /// How long the inventory role waits for the machine's report.
+    pub inventory_timeout_ms: u64,
     /// What ends a jig's retries of a database read.
     pub shutdown: &'a Shutdown,
 }
@@ -68,6 +72,14 @@ pub fn builtin_jigs(settings: RoleSettings<'_>) -> Vec<(String, Arc<dyn Jig>)> {
             Arc::new(DnsDatabaseJig {
                 db: settings.db.clone(),
                 export_dir: settings.export_dir.to_path_buf(),
+                shutdown: settings.shutdown.clone(),
+            }),
+        ),
+        (
+            INVENTORY.to_string(),
+            Arc::new(InventoryJig {
+                db: settings.db.clone(),
+                timeout: Duration::from_millis(settings.inventory_timeout_ms),
                 shutdown: settings.shutdown.clone(),
             }),
         ),

@@ -8,9 +8,16 @@
 //! address, as a real one calls from its own, so the boot routes' address
 //! check holds for it too.
 //!
+//! Their discovery images report an inventory (`inventory.rs`) whenever a
+//! node's inventory role waits for one.
+//!
 //! The machines live in kiln's process: a kiln killed while one is
 //! installing takes that machine down with it (its reboot was performed;
 //! the install watchdog answers for it).
+
+mod inventory;
+
+pub use inventory::{simulated_inventory, InventoryReporter, MachineTokens};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +51,7 @@ pub struct Simulator {
     trace: Arc<TraceRecorder>,
     http: reqwest::Client,
     shutdown: Shutdown,
+    tokens: MachineTokens,
 }
 
 impl Simulator {
@@ -59,7 +67,13 @@ impl Simulator {
             config: Arc::new(config),
             trace,
             http: reqwest::Client::new(),
+            tokens: MachineTokens::default(),
         }
+    }
+
+    /// The node tokens its machines hold, for their inventory reports.
+    pub fn tokens(&self) -> MachineTokens {
+        self.tokens.clone()
     }
 }
 
@@ -76,6 +90,7 @@ impl PowerCycle for Simulator {
         let trace = self.trace.clone();
         let http = self.http.clone();
         let shutdown = self.shutdown.clone();
+        let tokens = self.tokens.clone();
         let node_id = reboot.node_id;
         let held = held.another();
         Box::pin(async move {
@@ -93,6 +108,7 @@ impl PowerCycle for Simulator {
                 http,
                 node: view.node.name,
                 mac,
+                tokens,
             };
             shutdown.spawn_local(async move {
                 // Kiln is not settled while the machine boots.
@@ -113,6 +129,7 @@ struct Machine {
     http: reqwest::Client,
     node: String,
     mac: String,
+    tokens: MachineTokens,
 }
 
 /// What a boot ended in.
@@ -182,6 +199,7 @@ impl Machine {
             .find_map(|w| w.strip_prefix("kiln.token="))
             .ok_or("installer script has no kiln.token")?
             .to_string();
+        self.tokens.insert(self.node.clone(), token.clone());
         Ok(Booted::Installer { token })
     }
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds what the QEMU netboot test boots, once per input: Debian's kernel
 # (apt-get download + dpkg-deb -x, never installed), a busybox initrd with
-# the test's init, the modules it needs (e1000 and virtio NICs, virtio disk,
-# the IPMI system interface) and Debian's ipmitool with the shared libraries
-# it loads, and a raw disk that boots on its own (syslinux on FAT, no loop
-# device).
+# the test's init, kiln's inventory collector, the modules it needs (e1000
+# and virtio NICs, virtio disk, the IPMI system interface) and Debian's
+# ipmitool with the shared libraries it loads, and a raw disk that boots on
+# its own (syslinux on FAT, no loop device).
 #
 #   build-images.sh
 #
@@ -16,7 +16,9 @@
 #
 # where <key> hashes every input: the kernel package and its version, the
 # busybox and syslinux versions, the filesystem size and modules, ipmitool
-# and its libraries (their contents), this script, init and udhcpc.script. A finished build is reused; a new one
+# and its libraries (their contents), this script, init, udhcpc.script and
+# the inventory collector (scripts/discovery/kiln-inventory). A finished
+# build is reused; a new one
 # removes the builds and kernel packages it no longer uses.
 set -euo pipefail
 
@@ -32,6 +34,8 @@ else
 fi
 cache=$(realpath -m "$cache")
 here=$(cd "$(dirname "$0")" && pwd)
+# The discovery image's inventory collector, as real sites' images carry it.
+collector="$here/../../scripts/discovery/kiln-inventory"
 mkdir -p "$cache/debs"
 [[ -f "$cache/CACHEDIR.TAG" ]] || printf '%s\n' \
   'Signature: 8a477f597d28d172789f06886806bc55' \
@@ -69,7 +73,7 @@ key=$( {
   echo "$pkg $version $fs_kib ${modules[*]}"
   dpkg-query -W -f='${Version}\n' busybox-static syslinux syslinux-efi
   sha256sum "$ipmitool" "${ipmitool_libs[@]}"
-  cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script"
+  cat "$here/build-images.sh" "$here/init" "$here/udhcpc.script" "$collector"
 } | sha256sum | cut -c1-16)
 out="$cache/$key"
 if [[ -f "$out/done" ]]; then
@@ -110,12 +114,13 @@ cp /bin/busybox "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 sed "s/@MARK_SECTOR@/$mark_sector/" "$here/init" > "$root/init"
 cp "$here/udhcpc.script" "$root/etc/udhcpc.script"
-chmod 755 "$root/init" "$root/etc/udhcpc.script"
 cp "$ipmitool" "$root/bin/ipmitool"
 for lib in "${ipmitool_libs[@]}"; do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
+cp "$collector" "$root/bin/kiln-inventory"
+chmod 755 "$root/init" "$root/etc/udhcpc.script" "$root/bin/kiln-inventory"
 declare -A wanted=()
 for m in "${modules[@]}"; do
   line=$(grep -E "/$m\.ko(\.[a-z]+)?:" "$moddir/modules.dep") \

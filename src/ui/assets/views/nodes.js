@@ -1,5 +1,6 @@
 // /ui/nodes: every node, a page at a time (so 10,000 nodes stay fast),
-// filtered by name, with a summary of its noderoles' states.
+// filtered by name, with a summary of its noderoles' states and of the
+// hardware its discovery image reported (the details open on a click).
 
 import { get, put } from '../api.js';
 import { badge, debounce, eachLimited, errorText, flag, h, replace, throttle } from '../dom.js';
@@ -65,6 +66,50 @@ function power(node, refresh) {
   );
 }
 
+function bytes(n) {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = Number(n);
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value >= 10 || unit === 0 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The node's inventory: a one-line summary, its details under it. */
+export function hardware(node) {
+  const inv = node.inventory;
+  if (!inv) return h('span', { class: 'muted' }, 'not reported');
+  const line = `${inv.cpus.count} CPU · ${bytes(inv.memory_mib * 1024 * 1024)} · ${inv.disks.length} disk${inv.disks.length === 1 ? '' : 's'}`;
+  const item = (label, ...value) => h('li', {}, h('span', { class: 'muted' }, `${label} `), ...value);
+  return h(
+    'details',
+    { class: 'inventory' },
+    h('summary', {}, line),
+    h(
+      'ul',
+      {},
+      item('CPU', `${inv.cpus.count} × ${inv.cpus.model || 'unknown model'}`),
+      item('Memory', `${inv.memory_mib} MiB`),
+      inv.disks.map((d) =>
+        item('Disk', h('span', { class: 'mono' }, d.name), ` ${bytes(d.size_bytes)} ${d.model} ${d.serial ? `(${d.serial})` : ''} ${d.rotational ? 'rotational' : 'solid state'}`),
+      ),
+      inv.nics.map((n) =>
+        item(
+          'NIC',
+          h('span', { class: 'mono' }, `${n.name} ${n.mac}`),
+          ` ${n.driver}${n.speed_mbps === null ? '' : ` ${n.speed_mbps} Mb/s`}`,
+          n.lldp ? ` → ${n.lldp.chassis} ${n.lldp.port}` : '',
+        ),
+      ),
+      item('System', `${inv.system.vendor} ${inv.system.product} ${inv.system.serial}`),
+      inv.bmc ? item('BMC', h('span', { class: 'mono' }, inv.bmc.address)) : null,
+      item('Reported', inv.received_at),
+    ),
+  );
+}
+
 export default function nodesView(root, _params, q) {
   let filter = q.q ?? '';
   let page = Math.max(0, Number.parseInt(q.page ?? '1', 10) - 1) || 0;
@@ -96,7 +141,7 @@ export default function nodesView(root, _params, q) {
       h(
         'thead',
         {},
-        h('tr', {}, ['Name', 'Addresses', 'Boots', 'Alive', 'Available', 'Power', 'Noderoles'].map((t) => h('th', {}, t))),
+        h('tr', {}, ['Name', 'Addresses', 'Hardware', 'Boots', 'Alive', 'Available', 'Power', 'Noderoles'].map((t) => h('th', {}, t))),
       ),
       tbody,
     ),
@@ -110,6 +155,7 @@ export default function nodesView(root, _params, q) {
       { 'data-node': node.name, draggable: 'true', ondragstart: dragNode },
       h('td', { class: 'name' }, node.name, node.admin ? h('span', { class: 'tag' }, 'admin') : null),
       h('td', {}, addresses(node)),
+      h('td', {}, hardware(node)),
       h('td', { class: 'mono' }, node.bootenv),
       h('td', {}, flag(node.alive, 'alive', 'not alive')),
       h('td', {}, flag(node.available, 'available', 'held')),
