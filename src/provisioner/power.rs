@@ -2,17 +2,17 @@
 //! configured `power.command` (an IPMI wrapper, a PDU client, a VM monitor)
 //! cycles the machine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use sea_orm::DatabaseConnection;
-use tokio::process::Command;
 
 use super::reboots::PowerCycle;
 use crate::actors::in_flight::Held;
 use crate::actors::trace::TraceRecorder;
+use crate::bmc::command::{run_hook, HookCall};
 use crate::db::reboots::PendingReboot;
 use crate::db::{nodes, Key};
 use crate::provisioner::boots::Boots;
@@ -78,26 +78,17 @@ impl PowerCycle for PowerDriver {
     }
 }
 
-/// Runs `command` to cycle the machine `node` (MAC `mac`).
-async fn run(command: &PathBuf, node: &str, mac: &str) -> Result<(), String> {
-    let run = Command::new(command)
-        .env("KILN_NODE", node)
-        .env("KILN_MAC", mac)
-        .env("KILN_POWER_ACTION", "cycle")
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(COMMAND_TIMEOUT, run)
+/// Runs `command` to cycle the machine `node` (MAC `mac`), through the
+/// `command` BMC driver's runner (the same environment, timeout and kill).
+async fn run(command: &Path, node: &str, mac: &str) -> Result<(), String> {
+    let call = HookCall {
+        node,
+        mac,
+        action: "cycle",
+        ..HookCall::default()
+    };
+    run_hook(command, COMMAND_TIMEOUT, &call)
         .await
-        .map_err(|_| format!("{} took over {COMMAND_TIMEOUT:?}", command.display()))?
-        .map_err(|e| format!("cannot run {}: {e}", command.display()))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} exited with {}: {}",
-            command.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
