@@ -273,14 +273,14 @@ async fn wrong_credentials_are_refused_without_the_password_in_the_error() {
         "{err:?}"
     );
     let shown = format!("{err} {err:?}");
-    assert!(!shown.contains(wrong) && !shown.contains(PASSWORD), "{shown}");
+    assert!(
+        !shown.contains(wrong) && !shown.contains(PASSWORD),
+        "{shown}"
+    );
 
     let mut stranger = sim.target(PASSWORD);
     stranger.username = "nobody".into();
-    let err = driver
-        .act(&stranger, PowerAction::On)
-        .await
-        .unwrap_err();
+    let err = driver.act(&stranger, PowerAction::On).await.unwrap_err();
     assert!(matches!(err, BmcError::Refused { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(PASSWORD));
     assert!(!sim.machine_runs(), "a refused call powered the machine on");

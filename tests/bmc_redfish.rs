@@ -102,8 +102,15 @@ SUSHY_EMULATOR_FAKE_SYSTEMS = [
         );
         let scheme = if tls {
             let made = Command::new("openssl")
-                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-                .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
                 .args(["-keyout", &path("key.pem"), "-out", &path("cert.pem")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())

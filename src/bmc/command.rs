@@ -209,7 +209,10 @@ mod tests {
         let driver = CommandDriver::new(program, Duration::from_secs(10));
         assert_eq!(driver.status(&target()).await, Ok(PowerState::On));
         driver.act(&target(), PowerAction::SoftOff).await.unwrap();
-        driver.set_next_boot(&target(), NextBoot::Pxe).await.unwrap();
+        driver
+            .set_next_boot(&target(), NextBoot::Pxe)
+            .await
+            .unwrap();
         let calls = std::fs::read_to_string(&log).unwrap();
         let prefix = "n1 52:54:00:00:00:01";
         let bmc = "pdu-3:outlet-7 ops pdu-pass-9";

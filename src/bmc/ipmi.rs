@@ -79,22 +79,25 @@ impl IpmiDriver {
             .arg("-v")
             .env_remove("IPMI_PASSWORD");
         if !target.password.is_empty() {
-            command.arg("-E").env("IPMI_PASSWORD", target.password.expose());
+            command
+                .arg("-E")
+                .env("IPMI_PASSWORD", target.password.expose());
         }
         command.args(args);
         let address = target.address.clone();
-        let finished = process::run(command, self.timeout)
-            .await
-            .map_err(|failure| match failure {
-                RunFailure::TimedOut => BmcError::Timeout {
-                    address: address.clone(),
-                    seconds: self.timeout.as_secs().max(1),
-                },
-                RunFailure::Spawn(e) => BmcError::Failed {
-                    address: address.clone(),
-                    reason: format!("cannot run {}: {e}", self.ipmitool.display()),
-                },
-            })?;
+        let finished =
+            process::run(command, self.timeout)
+                .await
+                .map_err(|failure| match failure {
+                    RunFailure::TimedOut => BmcError::Timeout {
+                        address: address.clone(),
+                        seconds: self.timeout.as_secs().max(1),
+                    },
+                    RunFailure::Spawn(e) => BmcError::Failed {
+                        address: address.clone(),
+                        reason: format!("cannot run {}: {e}", self.ipmitool.display()),
+                    },
+                })?;
         if finished.status.success() {
             Ok(finished.stdout)
         } else {
@@ -184,7 +187,13 @@ pub fn parse_address(address: &str) -> Result<(String, u16), BmcError> {
         let (host, after) = rest
             .split_once(']')
             .ok_or_else(|| bad("an IPv6 address opened with [ is not closed with ]"))?;
-        if host.split('%').next().unwrap_or("").parse::<Ipv6Addr>().is_err() {
+        if host
+            .split('%')
+            .next()
+            .unwrap_or("")
+            .parse::<Ipv6Addr>()
+            .is_err()
+        {
             return Err(bad("the part in brackets is not an IPv6 address"));
         }
         let port = match after {
@@ -197,7 +206,13 @@ pub fn parse_address(address: &str) -> Result<(String, u16), BmcError> {
         };
         (host, port)
     } else if trimmed.matches(':').count() > 1 {
-        if trimmed.split('%').next().unwrap_or("").parse::<Ipv6Addr>().is_err() {
+        if trimmed
+            .split('%')
+            .next()
+            .unwrap_or("")
+            .parse::<Ipv6Addr>()
+            .is_err()
+        {
             return Err(bad("not an IPv6 address (write [address]:port for a port)"));
         }
         (trimmed, None)
@@ -319,7 +334,10 @@ mod tests {
     #[test]
     fn addresses_take_the_default_port_and_brackets_for_ipv6() {
         assert_eq!(ok("10.0.0.5"), ("10.0.0.5".into(), 623));
-        assert_eq!(ok("bmc-1.rack.example:6230"), ("bmc-1.rack.example".into(), 6230));
+        assert_eq!(
+            ok("bmc-1.rack.example:6230"),
+            ("bmc-1.rack.example".into(), 6230)
+        );
         assert_eq!(ok(" 127.0.0.1:1623 "), ("127.0.0.1".into(), 1623));
         assert_eq!(ok("[fd00::5]"), ("fd00::5".into(), 623));
         assert_eq!(ok("[fd00::5]:700"), ("fd00::5".into(), 700));
@@ -388,7 +406,10 @@ mod tests {
             }
         );
         assert!(matches!(
-            classify_failure("bmc", "RAKP 2 message indicates an error : unauthorized name"),
+            classify_failure(
+                "bmc",
+                "RAKP 2 message indicates an error : unauthorized name"
+            ),
             BmcError::Refused { .. }
         ));
         assert!(matches!(

@@ -125,16 +125,15 @@ impl PowerControl for RedfishDriver {
                 .ok_or_else(|| s.failed("the system's Reset action has no target"))?
                 .to_string();
             let allowed = s.allowed_reset_types(reset).await?;
-            let reset_type = choose_reset(action, power, &allowed).ok_or_else(|| {
-                BmcError::Unsupported {
+            let reset_type =
+                choose_reset(action, power, &allowed).ok_or_else(|| BmcError::Unsupported {
                     driver: "redfish",
                     what: format!(
                         "{} this system (it allows only {})",
                         action.as_str(),
                         allowed.join(", ")
                     ),
-                }
-            })?;
+                })?;
             s.send(
                 Method::POST,
                 &target_path,
@@ -164,7 +163,9 @@ impl PowerControl for RedfishDriver {
                 if !allowed.iter().any(|v| v.as_str() == Some(wanted)) {
                     return Err(BmcError::Unsupported {
                         driver: "redfish",
-                        what: format!("boot this system from {wanted} (not an allowed boot target)"),
+                        what: format!(
+                            "boot this system from {wanted} (not an allowed boot target)"
+                        ),
                     });
                 }
             }
@@ -241,7 +242,10 @@ impl Session {
     async fn system(&self) -> Result<(Value, Option<String>), BmcError> {
         let path = match self.target.system.as_deref() {
             Some(id) => {
-                let mut url = self.base.join("/redfish/v1/Systems/").expect("a fixed path");
+                let mut url = self
+                    .base
+                    .join("/redfish/v1/Systems/")
+                    .expect("a fixed path");
                 url.path_segments_mut()
                     .map_err(|()| self.failed("the base URL cannot take a path"))?
                     .pop_if_empty()
@@ -273,7 +277,12 @@ impl Session {
     async fn allowed_reset_types(&self, reset: &Value) -> Result<Vec<String>, BmcError> {
         let strings = |v: &Value| -> Vec<String> {
             v.as_array()
-                .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         if let Some(values) = reset.get("ResetType@Redfish.AllowableValues") {
@@ -445,11 +454,7 @@ pub fn power_state(system: &Value) -> PowerState {
 /// The `ResetType` for `action` on a machine whose power is `power`, the
 /// first of kiln's preferences that `allowed` lists. A cycle of a machine
 /// that is off powers it on, so a cycle always ends with it running.
-pub fn choose_reset<'a>(
-    action: PowerAction,
-    power: PowerState,
-    allowed: &'a [String],
-) -> Option<&'a str> {
+pub fn choose_reset(action: PowerAction, power: PowerState, allowed: &[String]) -> Option<&str> {
     let preferred: &[&str] = match (action, power) {
         (PowerAction::On, _) | (PowerAction::Cycle, PowerState::Off) => &["On", "ForceOn"],
         (PowerAction::Off, _) => &["ForceOff"],
@@ -521,13 +526,18 @@ mod tests {
 
     #[test]
     fn base_urls_default_to_https_and_refuse_paths_and_credentials() {
-        assert_eq!(base_url("bmc.example").unwrap().as_str(), "https://bmc.example/");
+        assert_eq!(
+            base_url("bmc.example").unwrap().as_str(),
+            "https://bmc.example/"
+        );
         assert_eq!(
             base_url("http://127.0.0.1:8000/").unwrap().as_str(),
             "http://127.0.0.1:8000/"
         );
         assert_eq!(
-            base_url("https://[fd00::7]:8443/redfish/v1/").unwrap().as_str(),
+            base_url("https://[fd00::7]:8443/redfish/v1/")
+                .unwrap()
+                .as_str(),
             "https://[fd00::7]:8443/"
         );
         for bad in [
@@ -564,10 +574,16 @@ mod tests {
             choose_reset(PowerAction::SoftOff, on, &sushy),
             Some("GracefulShutdown")
         );
-        assert_eq!(choose_reset(PowerAction::Cycle, on, &sushy), Some("ForceRestart"));
+        assert_eq!(
+            choose_reset(PowerAction::Cycle, on, &sushy),
+            Some("ForceRestart")
+        );
         assert_eq!(choose_reset(PowerAction::Cycle, off, &sushy), Some("On"));
         let cycler = allowed(&["ForceOn", "ForceOff", "PowerCycle", "ForceRestart"]);
-        assert_eq!(choose_reset(PowerAction::Cycle, on, &cycler), Some("PowerCycle"));
+        assert_eq!(
+            choose_reset(PowerAction::Cycle, on, &cycler),
+            Some("PowerCycle")
+        );
         assert_eq!(choose_reset(PowerAction::On, off, &cycler), Some("ForceOn"));
         assert_eq!(
             choose_reset(PowerAction::Cycle, PowerState::Unknown, &cycler),
@@ -606,7 +622,10 @@ mod tests {
             error_message(&body),
             "A general error has occurred.; The value Floppy for BootSourceOverrideTarget is not in the list.; Base.1.0.GeneralError"
         );
-        assert_eq!(error_message(&Value::String("Bad Gateway".into())), "Bad Gateway");
+        assert_eq!(
+            error_message(&Value::String("Bad Gateway".into())),
+            "Bad Gateway"
+        );
         assert_eq!(error_message(&json!({"other": 1})), "");
     }
 }

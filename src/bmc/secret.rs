@@ -24,7 +24,9 @@ pub enum SealError {
     KeyFile { path: String, reason: String },
     #[error("the BMC secret key is shorter than 16 characters")]
     WeakKey,
-    #[error("a stored BMC password cannot be opened with this key (a wrong or changed bmc.secret_key)")]
+    #[error(
+        "a stored BMC password cannot be opened with this key (a wrong or changed bmc.secret_key)"
+    )]
     WrongKey,
     #[error("a stored BMC password is not a sealed value")]
     Malformed,
