@@ -330,3 +330,35 @@ async fn a_bad_address_never_reaches_ipmitool() {
     let err = driver.status(&target).await.unwrap_err();
     assert!(matches!(err, BmcError::BadAddress { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_password_is_never_on_ipmitools_command_line() {
+    let sim = Sim::start();
+    // A wrapper that records ipmitool's arguments and environment, then
+    // runs the real one.
+    let record = sim.dir.path().join("ipmitool.args");
+    let wrapper = sim.dir.path().join("ipmitool");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"args: $*\" >> {0}\necho \"env: $IPMI_PASSWORD\" >> {0}\nexec ipmitool \"$@\"\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let driver = IpmiDriver::new(wrapper, Duration::from_secs(10));
+    sim.ready(&driver).await;
+    driver
+        .act(&sim.target(PASSWORD), PowerAction::On)
+        .await
+        .unwrap();
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    let args: Vec<&str> = recorded.lines().filter(|l| l.starts_with("args:")).collect();
+    assert!(!args.is_empty());
+    for line in &args {
+        assert!(!line.contains(PASSWORD), "{line}");
+        assert!(line.contains(" -E "), "{line}");
+    }
+    assert!(recorded.contains(&format!("env: {PASSWORD}")));
+}

@@ -282,3 +282,20 @@ impl Drivers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_driver_and_none_has_none() {
+        let mut settings = DriverSettings::default();
+        let drivers = Drivers::new(&settings);
+        assert!(drivers.get(DriverKind::Ipmi).is_some());
+        assert!(drivers.get(DriverKind::Redfish).is_some());
+        assert!(drivers.get(DriverKind::Command).is_none());
+        assert!(drivers.get(DriverKind::None).is_none());
+        settings.command = Some(PathBuf::from("/usr/local/bin/pdu-power"));
+        assert!(Drivers::new(&settings).get(DriverKind::Command).is_some());
+    }
+}
