@@ -354,7 +354,10 @@ async fn the_password_is_never_on_ipmitools_command_line() {
         .await
         .unwrap();
     let recorded = std::fs::read_to_string(&record).unwrap();
-    let args: Vec<&str> = recorded.lines().filter(|l| l.starts_with("args:")).collect();
+    let args: Vec<&str> = recorded
+        .lines()
+        .filter(|l| l.starts_with("args:"))
+        .collect();
     assert!(!args.is_empty());
     for line in &args {
         assert!(!line.contains(PASSWORD), "{line}");

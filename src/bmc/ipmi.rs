@@ -176,7 +176,12 @@ impl PowerControl for IpmiDriver {
 /// option (a leading `-`) and anything that is not a host name or address.
 pub fn parse_address(address: &str) -> Result<(String, u16), BmcError> {
     let bad = |reason: &str| BmcError::BadAddress {
-        address: address.to_string(),
+        // `user:password@host` is no IPMI address; the error does not
+        // repeat what may be a password.
+        address: match address.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => address.to_string(),
+        },
         reason: reason.to_string(),
     };
     let trimmed = address.trim();
@@ -367,6 +372,8 @@ mod tests {
                 "{address:?} was accepted"
             );
         }
+        let err = parse_address("admin:Sekrit-1@10.0.0.5").unwrap_err();
+        assert!(!format!("{err} {err:?}").contains("Sekrit-1"), "{err}");
     }
 
     #[test]

@@ -427,9 +427,13 @@ pub fn base_url(address: &str) -> Result<Url, BmcError> {
         return Err(bad("it names no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad(
-            "credentials go in the bmc's username and password, not the URL",
-        ));
+        // The error shows the address without what looks like a password.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        return Err(BmcError::BadAddress {
+            address: url.to_string(),
+            reason: "credentials go in the bmc's username and password, not the URL".into(),
+        });
     }
     let path = url.path().trim_end_matches('/');
     if !(path.is_empty() || path == "/redfish/v1") {
@@ -543,7 +547,6 @@ mod tests {
         for bad in [
             "",
             "ftp://bmc",
-            "https://admin:pw@bmc",
             "https://bmc/other/path",
             "https://",
             "http://bad host",
@@ -553,6 +556,9 @@ mod tests {
                 "{bad:?} was accepted"
             );
         }
+        let err = base_url("https://admin:Sekrit-1@bmc.example").unwrap_err();
+        assert!(matches!(err, BmcError::BadAddress { .. }));
+        assert!(!format!("{err} {err:?}").contains("Sekrit-1"), "{err}");
     }
 
     #[test]
