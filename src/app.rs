@@ -278,7 +278,7 @@ impl Application {
         }
         let orchestrator = Orchestrator::prepare(db.clone(), options).await?;
         let boots: Arc<crate::provisioner::boots::Boots> = Arc::default();
-        let drivers = crate::bmc::Drivers::new(crate::bmc::DriverSettings {
+        let drivers = crate::bmc::Drivers::new(&crate::bmc::DriverSettings {
             timeout: std::time::Duration::from_millis(settings.bmc.timeout_ms),
             ipmitool: settings.bmc.ipmitool.clone(),
             command: (!settings.power.command.is_empty())

@@ -6,13 +6,22 @@
 //! `bmc`; the password is kept sealed ([`secret`]) and only opened into a
 //! [`Secret`] for the call that needs it.
 
+pub mod command;
+pub mod ipmi;
+mod process;
+pub mod redfish;
 pub mod secret;
 
 use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use command::CommandDriver;
+pub use ipmi::IpmiDriver;
+pub use redfish::RedfishDriver;
 pub use secret::{SealError, SecretKey};
 
 /// Which protocol reaches a node's BMC.
@@ -176,6 +185,13 @@ pub enum BmcError {
     Unsupported { driver: &'static str, what: String },
     #[error("node {node} has no BMC configured")]
     NotConfigured { node: String },
+    /// The node's BMC address cannot be used (checked before any call, so
+    /// nothing malformed reaches ipmitool's command line or a URL).
+    #[error("BMC address {address:?} is not valid: {reason}")]
+    BadAddress { address: String, reason: String },
+    /// The BMC (or the driver's program) answered, with an error.
+    #[error("BMC {address} failed: {reason}")]
+    Failed { address: String, reason: String },
 }
 
 /// One BMC protocol. Every call is bounded in time by the driver, so a
@@ -212,24 +228,74 @@ pub trait PowerControl: Send + Sync {
     }
 }
 
-// MERGE-STUB: replaced by the drivers branch.
-/// How the drivers are set up.
-#[derive(Debug, Clone)]
+/// What the drivers are built from: the main line fills it from its
+/// settings (this module reads none itself).
+#[derive(Clone, Debug)]
 pub struct DriverSettings {
-    pub timeout: std::time::Duration,
-    pub ipmitool: std::path::PathBuf,
-    pub command: Option<std::path::PathBuf>,
+    /// The bound on every BMC call (each ipmitool or command run, each
+    /// Redfish request).
+    pub timeout: Duration,
+    /// The ipmitool program: a path, or a name looked up in `PATH`.
+    pub ipmitool: PathBuf,
+    /// The operator's power program for the `command` driver, if any.
+    pub command: Option<PathBuf>,
 }
 
-/// The drivers.
-pub struct Drivers;
+impl Default for DriverSettings {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(20),
+            ipmitool: PathBuf::from("ipmitool"),
+            command: None,
+        }
+    }
+}
+
+/// One driver per protocol, built once and shared by everything that
+/// powers machines, so each node only names its kind.
+pub struct Drivers {
+    ipmi: IpmiDriver,
+    redfish: RedfishDriver,
+    command: Option<CommandDriver>,
+}
 
 impl Drivers {
-    pub fn new(_: DriverSettings) -> Self {
-        Self
+    pub fn new(settings: &DriverSettings) -> Self {
+        Self {
+            ipmi: IpmiDriver::new(settings.ipmitool.clone(), settings.timeout),
+            redfish: RedfishDriver::new(settings.timeout),
+            command: settings
+                .command
+                .clone()
+                .map(|program| CommandDriver::new(program, settings.timeout)),
+        }
     }
 
-    pub fn get(&self, _: DriverKind) -> Option<&dyn PowerControl> {
-        None
+    /// The driver for `kind`; `None` for `none`, and for `command` when no
+    /// power program is configured.
+    pub fn get(&self, kind: DriverKind) -> Option<&dyn PowerControl> {
+        match kind {
+            DriverKind::Ipmi => Some(&self.ipmi),
+            DriverKind::Redfish => Some(&self.redfish),
+            DriverKind::Command => self.command.as_ref().map(|c| c as &dyn PowerControl),
+            DriverKind::None => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_has_its_driver_and_none_has_none() {
+        let mut settings = DriverSettings::default();
+        let drivers = Drivers::new(&settings);
+        assert!(drivers.get(DriverKind::Ipmi).is_some());
+        assert!(drivers.get(DriverKind::Redfish).is_some());
+        assert!(drivers.get(DriverKind::Command).is_none());
+        assert!(drivers.get(DriverKind::None).is_none());
+        settings.command = Some(PathBuf::from("/usr/local/bin/pdu-power"));
+        assert!(Drivers::new(&settings).get(DriverKind::Command).is_some());
     }
 }
