@@ -84,12 +84,19 @@ impl Power {
 
     /// How to reach the BMC of `node`, password opened for this call.
     pub async fn target(&self, node: &Key) -> Result<BmcTarget, PowerError> {
+        Ok(self.reach(node).await?.0)
+    }
+
+    /// [`Self::target`], and whether the node has a BMC of its own (false:
+    /// the `power.command` fallback, which is only ever asked to cycle and
+    /// has no row to record a state on).
+    async fn reach(&self, node: &Key) -> Result<(BmcTarget, bool), PowerError> {
         let view = nodes::get_view(self.orchestrator.db(), node).await?;
         let macs: Vec<String> = view.interfaces.iter().map(|i| i.mac.clone()).collect();
         let name = view.node.name.clone();
         let Some(bmc) = view.bmc else {
             if self.command_fallback {
-                return Ok(BmcTarget {
+                let target = BmcTarget {
                     node: name,
                     macs,
                     driver: DriverKind::Command,
@@ -98,7 +105,8 @@ impl Power {
                     password: Secret::default(),
                     system: None,
                     verify_tls: true,
-                });
+                };
+                return Ok((target, false));
             }
             return Err(BmcError::NotConfigured { node: name }.into());
         };
@@ -111,7 +119,7 @@ impl Power {
             (Some(sealed), Some(key)) => key.open(sealed)?,
             (Some(_), None) => return Err(SealError::WrongKey.into()),
         };
-        Ok(BmcTarget {
+        let target = BmcTarget {
             node: name,
             macs,
             driver,
@@ -120,7 +128,8 @@ impl Power {
             password,
             system: bmc.system,
             verify_tls: bmc.verify_tls,
-        })
+        };
+        Ok((target, true))
     }
 
     /// The node's power as its BMC reports it now (recorded, failures too).
@@ -139,7 +148,7 @@ impl Power {
         action: PowerAction,
         next_boot: Option<NextBoot>,
     ) -> Result<PowerReading, PowerError> {
-        let target = self.target(node).await?;
+        let (target, stored) = self.reach(node).await?;
         let driver = self.driver(&target)?;
         self.orchestrator.trace().record(
             "Power",
@@ -161,8 +170,17 @@ impl Power {
             target.macs.iter().for_each(|mac| self.boots.started(mac));
         }
         if let Err(e) = driver.act(&target, action).await {
-            self.record(node, &target, &Err(e.clone())).await?;
+            if stored {
+                self.record(node, &target, &Err(e.clone())).await?;
+            }
             return Err(e.into());
+        }
+        if !stored {
+            return Ok(PowerReading {
+                state: PowerState::Unknown,
+                checked_at: None,
+                error: None,
+            });
         }
         let asked = self.ask_status(&target).await;
         self.record(node, &target, &asked).await?;
