@@ -504,6 +504,7 @@ async fn start_cluster(test_db: &common::TestDb, dir: &Path, password: &str) -> 
     let base = format!("http://127.0.0.1:{}", app.port());
     common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
+    common::report_inventory(&base, "n1.lab.example").await;
     base
 }
 

@@ -125,6 +125,7 @@ fn no_bmc_password_leaves_kiln() {
         let state = app.state().clone();
         common::stop_at_end(app.stopper());
         actix_web::rt::spawn(app.run_until_stopped());
+        common::report_inventory(&base, "n1.lab.example").await;
         let client = reqwest::Client::new();
         let mut responses = String::new();
         let events = client

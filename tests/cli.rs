@@ -34,7 +34,7 @@ on_both_databases!(cli_walkthrough, |backend| async move {
     assert!(ok, "{err}");
     assert!(out.starts_with("id  name"), "{out}");
     assert!(
-        out.contains("n1.lab.example  sledgehammer  true   true       10.99.0.11"),
+        out.contains("n1.lab.example  sledgehammer  true   true       -      10.99.0.11"),
         "{out}"
     );
 

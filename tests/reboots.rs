@@ -114,27 +114,8 @@ async fn start_with_power(test_db: &common::TestDb, command: &std::path::Path) -
     let base = format!("http://127.0.0.1:{}", app.port());
     common::stop_at_end(app.stopper());
     actix_web::rt::spawn(app.run_until_stopped());
-    report_inventory(&base).await;
+    common::report_inventory(&base, "n1.lab.example").await;
     base
-}
-
-/// n1 is a running machine: it has reported its hardware, so its
-/// inventory role does not hold its queue waiting for a report.
-async fn report_inventory(base: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{base}/api/v2/nodes/n1.lab.example/inventory"))
-        .bearer_auth(common::TEST_TOKEN)
-        .json(&json!({
-            "cpus": {"count": 1, "model": "test"},
-            "memory_mib": 1024,
-            "disks": [],
-            "nics": [{"name": "eth0", "mac": "52:54:00:99:00:11", "driver": "e1000"}],
-            "system": {"vendor": "", "product": "", "serial": ""}
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
 }
 
 /// Binds n1 to provisioner-os-install in a new deployment `ubuntu` and

@@ -293,6 +293,19 @@ impl PowerCycle for Power {
                 .map_err(|e| e.to_string())
         })
     }
+
+    /// A node powers through its BMC or the power command; a target that
+    /// cannot be read (a fault) counts as powered, so the cycle is tried
+    /// and its failure recorded.
+    fn powers(&self, node_id: i64) -> LocalBoxFuture<'static, bool> {
+        let power = self.clone();
+        Box::pin(async move {
+            !matches!(
+                power.target(&Key::Id(node_id)).await,
+                Err(PowerError::Bmc(BmcError::NotConfigured { .. }))
+            )
+        })
+    }
 }
 
 /// Reads every BMC's power state every `interval` until kiln stops.

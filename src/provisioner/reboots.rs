@@ -36,6 +36,20 @@ pub trait PowerCycle {
         reboot: &PendingReboot,
         held: &Held,
     ) -> LocalBoxFuture<'static, Result<(), String>>;
+
+    /// Whether this powers the machine of node `node_id` at all (a node
+    /// with no BMC and no power command reboots itself).
+    fn powers(&self, node_id: i64) -> LocalBoxFuture<'static, bool>;
+}
+
+/// Whether any of `machines` powers node `node_id`.
+async fn any_powers(machines: &[Rc<dyn PowerCycle>], node_id: i64) -> bool {
+    for machine in machines {
+        if machine.powers(node_id).await {
+            return true;
+        }
+    }
+    false
 }
 
 /// Performs every scheduled reboot at its due time.
@@ -88,8 +102,10 @@ impl RebootClock {
             return;
         }
         // Kiln is not settled while a machine it powers owes a reboot;
-        // without power control the row is only cleared when due.
-        let held = (!self.machines.is_empty()).then(|| self.orchestrator.hold());
+        // without power control the row is only cleared when due. The
+        // hold is taken before asking, so kiln never looks settled while
+        // the answer is on its way.
+        let mut held = (!self.machines.is_empty()).then(|| self.orchestrator.hold());
         let machines = self.machines.clone();
         let orchestrator = self.orchestrator.clone();
         let db = self.db.clone();
@@ -97,6 +113,9 @@ impl RebootClock {
         // A stopping kiln drops the wait (or the power cycle): the row
         // stays, and the next start performs it.
         self.orchestrator.shutdown().spawn_local(async move {
+            if held.is_some() && !any_powers(&machines, reboot.node_id).await {
+                held = None;
+            }
             let wait = (reboot.due_at - crate::db::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO);

@@ -120,6 +120,11 @@ impl PowerCycle for Simulator {
             Ok(())
         })
     }
+
+    /// Every node may be a simulated machine.
+    fn powers(&self, _: i64) -> LocalBoxFuture<'static, bool> {
+        Box::pin(async { true })
+    }
 }
 
 /// One simulated machine.

@@ -244,3 +244,23 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     }
 }
 pub mod orchestration;
+
+/// Reports a small hardware inventory for `node` (a machine already
+/// running), so its inventory role does not hold its queue waiting for
+/// the discovery image's report.
+pub async fn report_inventory(base: &str, node: &str) {
+    let resp = reqwest::Client::new()
+        .put(format!("{base}/api/v2/nodes/{node}/inventory"))
+        .bearer_auth(TEST_TOKEN)
+        .json(&serde_json::json!({
+            "cpus": {"count": 1, "model": "test"},
+            "memory_mib": 1024,
+            "disks": [],
+            "nics": [],
+            "system": {"vendor": "", "product": "", "serial": ""}
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+}
