@@ -238,23 +238,32 @@ impl Orchestrator {
         .await
     }
 
-    /// Keeps a node's reported inventory and publishes `InventoryReceived`
-    /// after the commit.
+    /// Keeps a node's reported inventory (enrolling the machine into the
+    /// node defined by the BMC it reports, see `domain::enrolment`) and
+    /// publishes `InventoryReceived` after the commit; an absorbed node's
+    /// actor goes with its row.
     pub async fn record_inventory(
         &self,
         key: &Key,
         document: serde_json::Value,
         memory_mib: i64,
         disk_count: i32,
-    ) -> DomainResult<entity::node_inventory::Model> {
+    ) -> DomainResult<crate::domain::nodes::ReportedInventory> {
         let key = key.clone();
-        self.run(|txn| {
-            Box::pin(async move {
-                crate::domain::nodes::record_inventory(txn, &key, document, memory_mib, disk_count)
+        let reported = self
+            .run(|txn| {
+                Box::pin(async move {
+                    crate::domain::nodes::record_inventory(
+                        txn, &key, document, memory_mib, disk_count,
+                    )
                     .await
+                })
             })
-        })
-        .await
+            .await?;
+        if let Some(absorbed) = reported.absorbed {
+            self.dispatch.remove_node_actor(absorbed);
+        }
+        Ok(reported)
     }
 
     /// Deletes a node with its bindings and runs.

@@ -134,7 +134,7 @@ on_both_databases!(
     |backend| async move {
         let app = common::spawn_app_with(backend, with_key).await;
         for (bmc, field) in [
-            (json!({"driver": "ipmi", "address": ""}), "bmc.address"),
+            (json!({"driver": "ipmi", "address": "a b"}), "bmc.address"),
             (
                 json!({"driver": "ipmi", "address": "10.0.0.1:70000"}),
                 "bmc.address",

@@ -14,6 +14,7 @@ pub struct Model {
     pub power_state: String,
     pub power_checked_at: Option<DateTimeUtc>,
     pub power_error: Option<String>,
+    pub powered_on_at: Option<DateTimeUtc>,
     pub updated_at: DateTimeUtc,
 }
 

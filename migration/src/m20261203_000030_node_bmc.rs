@@ -22,6 +22,7 @@ enum NodeBmc {
     PowerState,
     PowerCheckedAt,
     PowerError,
+    PoweredOnAt,
     UpdatedAt,
 }
 
@@ -48,6 +49,9 @@ impl MigrationTrait for Migration {
                     .col(string(NodeBmc::PowerState).default("unknown"))
                     .col(timestamp_with_time_zone_null(NodeBmc::PowerCheckedAt))
                     .col(text_null(NodeBmc::PowerError))
+                    // When kiln last powered the machine on (or cycled it):
+                    // a machine that appears after it may be enrolled here.
+                    .col(timestamp_with_time_zone_null(NodeBmc::PoweredOnAt))
                     .col(timestamp_with_time_zone(NodeBmc::UpdatedAt))
                     .foreign_key(
                         ForeignKey::create()

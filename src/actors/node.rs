@@ -238,6 +238,11 @@ impl Handler<SlotGranted> for NodeActor {
                         Err(e) if hub.shutdown.is_stopping() => {
                             tracing::info!(error = %e, "kiln stopped before the run was recorded; the next start runs it again");
                         }
+                        // The node was deleted (or enrolled into another)
+                        // while its run was out: nothing is left to record on.
+                        Err(DomainError::Repo(RepoError::NotFound { .. })) => {
+                            tracing::info!("the run's node is gone; its result is not recorded");
+                        }
                         Err(e) => tracing::error!(error = %e, "run could not be recorded"),
                     }
                     hub.trace.record(

@@ -103,6 +103,16 @@ pub struct InventoryView {
     pub received_at: DateTime<Utc>,
 }
 
+/// The answer to a report: the stored inventory and the node it is kept
+/// on. A machine enrolled into the node defined by its BMC learns its
+/// node's name here, for its later calls (its token moved with it).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InventoryReceipt {
+    pub node: String,
+    #[serde(flatten)]
+    pub view: InventoryView,
+}
+
 impl InventoryView {
     /// The view of a stored row; `None` for a document this kiln cannot
     /// read back (written by a newer kiln), rather than a failed request.
@@ -338,7 +348,7 @@ pub fn check(value: &Value) -> Result<Inventory, ApiError> {
     tag = "nodes",
     params(("key" = String, Path, description = "id or name")),
     request_body = Inventory,
-    responses((status = 200, description = "The stored inventory, with when it was received", body = InventoryView), (status = 400, description = "not JSON"), (status = 401, description = "missing or wrong token (another node's token is wrong)"), (status = 403, description = "a node token may not report this, named in error.field"), (status = 404, description = "unknown id or name"), (status = 422, description = "invalid field, named in error.field as a path such as disks[1].size_bytes"), (status = 503, description = "the database does not answer"))
+    responses((status = 200, description = "The stored inventory, when it was received, and the node it is kept on (the node defined by the reported BMC, when the machine was enrolled into it)", body = InventoryReceipt), (status = 400, description = "not JSON"), (status = 401, description = "missing or wrong token (another node's token is wrong)"), (status = 403, description = "a node token may not report this, named in error.field"), (status = 404, description = "unknown id or name"), (status = 422, description = "invalid field, named in error.field as a path such as disks[1].size_bytes"), (status = 503, description = "the database does not answer"))
 )]
 #[put("/nodes/{key}/inventory")]
 async fn report(
@@ -363,15 +373,17 @@ async fn report(
     let disk_count = i32::try_from(inventory.disks.len()).unwrap_or(i32::MAX);
     let document = serde_json::to_value(&inventory)
         .map_err(|e| ApiError::Internal(format!("inventory document: {e}")))?;
-    let stored = state
+    let reported = state
         .orchestrator
         .record_inventory(&key, document, memory_mib, disk_count)
         .await?;
-    let view = InventoryView {
-        inventory,
-        received_at: stored.received_at,
-    };
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok().json(InventoryReceipt {
+        node: reported.node,
+        view: InventoryView {
+            inventory,
+            received_at: reported.stored.received_at,
+        },
+    }))
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

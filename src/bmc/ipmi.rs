@@ -186,7 +186,9 @@ pub fn parse_address(address: &str) -> Result<(String, u16), BmcError> {
     };
     let trimmed = address.trim();
     if trimmed.is_empty() {
-        return Err(bad("it is empty"));
+        return Err(bad(
+            "it is empty: set bmc.address, or boot the machine into discovery, which reports it",
+        ));
     }
     let (host, port) = if let Some(rest) = trimmed.strip_prefix('[') {
         let (host, after) = rest

@@ -79,6 +79,7 @@ pub async fn put<C: ConnectionTrait>(db: &C, node_id: i64, write: &BmcWrite) -> 
                 row.power_state = Set("unknown".into());
                 row.power_checked_at = Set(None);
                 row.power_error = Set(None);
+                row.powered_on_at = Set(None);
             }
             row.update(db).await.map(|_| ())
         }
@@ -117,6 +118,21 @@ pub async fn record_power<C: ConnectionTrait>(
     Ok(Some(previous))
 }
 
+/// Records that kiln powered the machine of `node_id` on (or cycled it)
+/// at `at`: enrolment takes only a machine that appeared after that.
+pub async fn record_powered_on<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+    at: DateTime<Utc>,
+) -> RepoResult<()> {
+    node_bmc::Entity::update_many()
+        .col_expr(node_bmc::Column::PoweredOnAt, Some(at).into())
+        .filter(node_bmc::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Every BMC kiln can ask (a driver other than `none`), in node order:
 /// what the power poller walks.
 pub async fn pollable<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<node_bmc::Model>> {
@@ -151,6 +167,23 @@ pub async fn node_at_address<C: ConnectionTrait>(db: &C, host: &str) -> RepoResu
         [one] => Some(one.node_id),
         _ => None,
     })
+}
+
+/// Records the BMC address a machine read in-band on a node whose BMC has
+/// none; true when it was filled.
+pub async fn fill_address<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+    address: &str,
+) -> RepoResult<bool> {
+    let result = node_bmc::Entity::update_many()
+        .col_expr(node_bmc::Column::Address, address.into())
+        .col_expr(node_bmc::Column::UpdatedAt, now().into())
+        .filter(node_bmc::Column::NodeId.eq(node_id))
+        .filter(node_bmc::Column::Address.eq(""))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
 }
 
 /// How many BMCs last reported each power state, and how many of them

@@ -400,6 +400,92 @@ pub async fn delete<C: ConnectionTrait>(db: &C, key: &Key) -> RepoResult<node::M
     Ok(node)
 }
 
+/// Makes `into` the node of the machine `from` was registered as: `from`'s
+/// interfaces, boot token and liveness move to `into`, and `from` is
+/// deleted (its noderoles, runs and inventory with it). Returns `into` as
+/// it is now. The caller runs it in the transaction that decided it.
+pub async fn absorb<C: ConnectionTrait>(
+    db: &C,
+    into: &node::Model,
+    from: &node::Model,
+) -> RepoResult<node::Model> {
+    interface::Entity::update_many()
+        .col_expr(interface::Column::NodeId, into.id.into())
+        .filter(interface::Column::NodeId.eq(from.id))
+        .exec(db)
+        .await?;
+    node::Entity::delete_by_id(from.id).exec(db).await?;
+    let mut active: node::ActiveModel = into.clone().into();
+    active.alive = Set(from.alive);
+    active.alive_since = Set(from.alive_since);
+    active.token_hash = Set(from.token_hash.clone());
+    active.token_due = Set(from.token_due);
+    active.updated_at = Set(now());
+    Ok(active.update(db).await?)
+}
+
+/// Gives `macs` to a node that has no interfaces yet (what its BMC lists),
+/// in one transaction, skipping a MAC another node already has; returns
+/// how many were added (none when the node has interfaces by then).
+pub async fn add_macs<C: TransactionTrait>(
+    db: &C,
+    node_id: i64,
+    macs: &[String],
+) -> RepoResult<usize> {
+    let txn = db.begin().await?;
+    if interface_count(&txn, node_id).await? > 0 {
+        return Ok(0);
+    }
+    let mut added = 0;
+    for raw in macs {
+        let Ok(mac) = normalise_mac(raw) else {
+            continue;
+        };
+        if find_by_mac(&txn, &mac).await?.is_some() {
+            continue;
+        }
+        interface::ActiveModel {
+            node_id: Set(node_id),
+            mac: Set(mac.clone()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await
+        .map_err(|e| RepoError::from_write(e, "interface", mac))?;
+        added += 1;
+    }
+    txn.commit().await?;
+    Ok(added)
+}
+
+/// Gives the interface with `mac` the address DHCP leased it, when it has
+/// none yet (a MAC learnt from a BMC); true when it was set.
+pub async fn fill_leased_address<C: ConnectionTrait>(
+    db: &C,
+    mac: &str,
+    ip: &str,
+) -> RepoResult<bool> {
+    let mac = normalise_mac(mac).map_err(|reason| RepoError::Invalid {
+        field: "mac".into(),
+        reason,
+    })?;
+    let result = interface::Entity::update_many()
+        .col_expr(interface::Column::Ip, Some(ip.to_string()).into())
+        .filter(interface::Column::Mac.eq(mac))
+        .filter(interface::Column::Ip.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// How many interfaces the node has.
+pub async fn interface_count<C: ConnectionTrait>(db: &C, node_id: i64) -> RepoResult<u64> {
+    Ok(interface::Entity::find()
+        .filter(interface::Column::NodeId.eq(node_id))
+        .count(db)
+        .await?)
+}
+
 /// Every node's id and name (for starting node actors), one query.
 pub async fn all_names<C: ConnectionTrait>(db: &C) -> RepoResult<Vec<(i64, String)>> {
     Ok(node::Entity::find()

@@ -79,10 +79,12 @@ fn check_address(driver: DriverKind, address: &str) -> Result<(), String> {
     }
 }
 
-/// `host`, `host:port`, `[v6]` or `[v6]:port`.
+/// `host`, `host:port`, `[v6]` or `[v6]:port`; or empty, for a BMC whose
+/// address kiln learns from the machine's own report (its discovery image
+/// reads it in-band).
 fn check_host_port(address: &str) -> Result<(), String> {
     if address.is_empty() {
-        return Err("the ipmi driver needs the BMC's host[:port]".into());
+        return Ok(());
     }
     let (host, port) = match address.strip_prefix('[') {
         Some(rest) => {
@@ -150,13 +152,20 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_per_driver() {
-        for ok in ["10.0.0.5", "10.0.0.5:623", "bmc-1.rack", "[fe80::1]:623"] {
+        // Empty: learnt from the machine's report.
+        for ok in [
+            "10.0.0.5",
+            "10.0.0.5:623",
+            "bmc-1.rack",
+            "[fe80::1]:623",
+            "",
+        ] {
             assert!(
                 prepare(&spec(DriverKind::Ipmi, ok, None), None, "bmc").is_ok(),
                 "{ok}"
             );
         }
-        for bad in ["", "10.0.0.5:0", "10.0.0.5:99999", "a b", "[fe80::1"] {
+        for bad in ["10.0.0.5:0", "10.0.0.5:99999", "a b", "[fe80::1"] {
             let e = prepare(&spec(DriverKind::Ipmi, bad, None), None, "bmc").unwrap_err();
             assert_eq!(field_of(e), "bmc.address", "{bad}");
         }

@@ -84,6 +84,20 @@ pub struct InventoryReceived {
     pub node: String,
 }
 
+/// A machine kiln had registered on its own (a discovered node) turned
+/// out to be a node the operator defined by its BMC alone: it is that node
+/// now (its interfaces, token and liveness moved over), and the
+/// discovered node is gone. DHCP must follow the new name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeEnrolled {
+    pub node_id: i64,
+    pub node: String,
+    /// The discovered node it absorbed, now deleted.
+    pub merged_id: i64,
+    pub merged: String,
+    pub bootenv: String,
+}
+
 /// Every fact, as the bus carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Message)]
 #[rtype(result = "()")]
@@ -97,6 +111,7 @@ pub enum Fact {
     RebootScheduled(RebootScheduled),
     PowerStateChanged(PowerStateChanged),
     InventoryReceived(InventoryReceived),
+    NodeEnrolled(NodeEnrolled),
 }
 
 impl Fact {
@@ -111,6 +126,7 @@ impl Fact {
             Fact::RebootScheduled(_) => "RebootScheduled",
             Fact::PowerStateChanged(_) => "PowerStateChanged",
             Fact::InventoryReceived(_) => "InventoryReceived",
+            Fact::NodeEnrolled(_) => "NodeEnrolled",
         }
     }
 
@@ -125,6 +141,7 @@ impl Fact {
             Fact::RebootScheduled(f) => &f.node,
             Fact::PowerStateChanged(f) => &f.node,
             Fact::InventoryReceived(f) => &f.node,
+            Fact::NodeEnrolled(f) => &f.node,
         }
     }
 
@@ -143,6 +160,7 @@ impl Fact {
             Fact::RebootScheduled(f) => format!("in {}ms", f.delay_ms),
             Fact::PowerStateChanged(f) => format!("{} -> {}", f.from.as_str(), f.to.as_str()),
             Fact::InventoryReceived(_) => String::new(),
+            Fact::NodeEnrolled(f) => format!("was {}", f.merged),
         }
     }
 }

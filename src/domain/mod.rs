@@ -10,6 +10,7 @@
 pub mod anneal;
 pub mod binding;
 pub mod bmc;
+pub mod enrolment;
 pub mod facts;
 pub mod lifecycle;
 pub mod node_token;

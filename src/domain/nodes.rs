@@ -4,6 +4,7 @@
 use sea_orm::ConnectionTrait;
 
 use super::binding::{bind, BindRequest};
+use super::enrolment::follow_reported_bmc;
 use super::facts::{BootenvChanged, Fact, InventoryReceived, NodeAliveChanged, NodeCreated};
 use super::lifecycle::commit_noderole;
 use super::transitions::{has_failed_parent, move_to};
@@ -94,15 +95,20 @@ pub async fn update_node<C: ConnectionTrait>(
 
 /// Keeps the inventory a machine reported for the node `key` (replacing
 /// the one before) and announces it, so an inventory role waiting for it
-/// finishes. `document` has been checked by the caller.
+/// finishes. A BMC address in the report is followed first
+/// (`enrolment`): the report may belong to the node defined by that BMC.
+/// `document` has been checked by the caller.
 pub async fn record_inventory<C: ConnectionTrait>(
     db: &C,
     key: &Key,
     document: serde_json::Value,
     memory_mib: i64,
     disk_count: i32,
-) -> DomainResult<(entity::node_inventory::Model, Effects)> {
-    let node = nodes::get(db, key).await?;
+) -> DomainResult<(ReportedInventory, Effects)> {
+    let reporter = nodes::get(db, key).await?;
+    let reported_bmc = document["bmc"]["address"].as_str().unwrap_or_default();
+    let followed = follow_reported_bmc(db, reporter, reported_bmc).await?;
+    let node = followed.node;
     let stored = inventory::store(
         db,
         &NewInventory {
@@ -113,16 +119,37 @@ pub async fn record_inventory<C: ConnectionTrait>(
         },
     )
     .await?;
-    let effects = Effects::with_facts(vec![Fact::InventoryReceived(InventoryReceived {
-        node_id: node.id,
+    let mut effects = followed.effects;
+    effects
+        .facts
+        .push(Fact::InventoryReceived(InventoryReceived {
+            node_id: node.id,
+            node: node.name.clone(),
+        }));
+    let reported = ReportedInventory {
+        stored,
         node: node.name,
-    })]);
-    Ok((stored, effects))
+        absorbed: followed.absorbed,
+    };
+    Ok((reported, effects))
+}
+
+/// A stored report and the node it was kept on.
+pub struct ReportedInventory {
+    pub stored: entity::node_inventory::Model,
+    /// The name of the node it is kept on (another than the reporter's
+    /// when the machine was enrolled into the node defined by its BMC).
+    pub node: String,
+    /// The reporter's node id when it was absorbed (and deleted).
+    pub absorbed: Option<i64>,
 }
 
 /// A node back from a reboot: its settled noderoles go to todo again
 /// (blocked where something above failed).
-async fn requeue_node<C: ConnectionTrait>(db: &C, node_id: i64) -> DomainResult<Effects> {
+pub(super) async fn requeue_node<C: ConnectionTrait>(
+    db: &C,
+    node_id: i64,
+) -> DomainResult<Effects> {
     let mut todo = Vec::new();
     let mut blocked = Vec::new();
     for nr in noderoles::of_node(db, node_id).await? {

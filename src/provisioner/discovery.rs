@@ -87,8 +87,9 @@ pub async fn await_registration(
 /// How long a boot script request waits for its machine's registration.
 const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Records the lease and, for a MAC no node has, creates its node; true
-/// when a node was created.
+/// Records the lease and, for a MAC no node has, creates its node (for a
+/// node's MAC without an address, keeps the leased one); true when the
+/// DHCP table must reload.
 async fn register(
     orchestrator: &Orchestrator,
     table: &DhcpTable,
@@ -115,7 +116,10 @@ async fn register(
         .map_err(|e| e.to_string())?
         .is_some()
     {
-        return Ok(false);
+        // A MAC its node's BMC listed has no address until it asks.
+        return nodes::fill_leased_address(db, mac, &ip.to_string())
+            .await
+            .map_err(|e| e.to_string());
     }
     orchestrator
         .create_node(NewNode {

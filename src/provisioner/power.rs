@@ -134,7 +134,8 @@ impl Power {
 
     /// The node's power as its BMC reports it now (recorded, failures too).
     pub async fn check(&self, node: &Key) -> Result<PowerReading, PowerError> {
-        let target = self.target(node).await?;
+        let mut target = self.target(node).await?;
+        self.learn_macs(node, &mut target).await;
         let asked = self.ask_status(&target).await;
         self.record(node, &target, &asked).await?;
         asked.map_err(Into::into)
@@ -148,7 +149,8 @@ impl Power {
         action: PowerAction,
         next_boot: Option<NextBoot>,
     ) -> Result<PowerReading, PowerError> {
-        let (target, stored) = self.reach(node).await?;
+        let (mut target, stored) = self.reach(node).await?;
+        self.learn_macs(node, &mut target).await;
         let driver = self.driver(&target)?;
         self.orchestrator.trace().record(
             "Power",
@@ -169,11 +171,17 @@ impl Power {
             // issues it a fresh token.
             target.macs.iter().for_each(|mac| self.boots.started(mac));
         }
+        let asked_at = crate::db::now();
         if let Err(e) = driver.act(&target, action).await {
             if stored {
                 self.record(node, &target, &Err(e.clone())).await?;
             }
             return Err(e.into());
+        }
+        if stored && matches!(action, PowerAction::Cycle | PowerAction::On) {
+            let db = self.orchestrator.db();
+            let row = nodes::get(db, node).await?;
+            bmcs::record_powered_on(db, row.id, asked_at).await?;
         }
         if !stored {
             return Ok(PowerReading {
@@ -205,6 +213,42 @@ impl Power {
             })
             .await;
         Ok(count)
+    }
+
+    /// Enrolment by Redfish: a node defined by its BMC alone takes the
+    /// MACs the BMC lists for the system, so the machine's first DHCP
+    /// request already names it. A BMC that cannot list them (IPMI, a
+    /// failure) leaves enrolment to the discovery image's report.
+    async fn learn_macs(&self, node: &Key, target: &mut BmcTarget) {
+        if !target.macs.is_empty() || target.driver != DriverKind::Redfish {
+            return;
+        }
+        let Some(driver) = self.drivers.get(target.driver) else {
+            return;
+        };
+        let macs = match driver.macs(target).await {
+            Ok(macs) if !macs.is_empty() => macs,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(node = %target.node, error = %e, "the BMC lists no NICs");
+                return;
+            }
+        };
+        let db = self.orchestrator.db();
+        let added = match nodes::get(db, node).await {
+            Ok(row) => nodes::add_macs(db, row.id, &macs).await,
+            Err(e) => Err(e),
+        };
+        match added {
+            Ok(0) => {}
+            Ok(added) => {
+                tracing::info!(node = %target.node, added, macs = ?macs, "enrolled by the NICs its Redfish BMC lists");
+                target.macs = macs;
+            }
+            Err(e) => {
+                tracing::warn!(node = %target.node, error = %e, "cannot keep the MACs the BMC lists")
+            }
+        }
     }
 
     fn driver(&self, target: &BmcTarget) -> Result<&dyn crate::bmc::PowerControl, BmcError> {

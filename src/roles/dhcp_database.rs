@@ -1,9 +1,10 @@
 //! provisioner-dhcp-database: kiln's DHCP answers and the exported host
 //! files follow every node's bootenv. Its jig reloads kiln's DHCP table
 //! and rewrites `dhcpd-hosts.conf` and `dnsmasq-hosts`; its hook hears every
-//! bootenv change, records the node's new bootenv in its noderoles' data
-//! and queues a priority run of all of them, so the answers change before
-//! the node reboots.
+//! bootenv change (and every enrolment, which renames a machine's host
+//! entries), records the node's new bootenv in its noderoles' data and
+//! queues a priority run of all of them, so the answers change before the
+//! node reboots.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,7 +74,8 @@ impl Jig for DhcpDatabaseJig {
     }
 }
 
-/// The hook: a bootenv change re-runs every DHCP database noderole.
+/// The hook: a bootenv change or an enrolment re-runs every DHCP database
+/// noderole.
 pub struct DhcpDatabaseRole {
     orchestrator: Orchestrator,
 }
@@ -92,41 +94,78 @@ impl Handler<Heard> for DhcpDatabaseRole {
     type Result = ();
 
     fn handle(&mut self, Heard { fact, held }: Heard, ctx: &mut Self::Context) {
-        let Fact::BootenvChanged(changed) = fact else {
+        let Some(change) = BootenvEntry::of(&fact) else {
             return;
         };
         let orchestrator = self.orchestrator.clone();
         orchestrator.trace().record(
             "EventBus",
             "DhcpDatabaseRole",
-            "BootenvChanged",
-            &changed.node,
-            format!("{} -> {}", changed.from, changed.to),
+            fact.name(),
+            fact.node(),
+            fact.summary(),
         );
         // Waiting keeps hook runs in the order the changes happened.
         let shutdown = orchestrator.shutdown().clone();
         ctx.wait(
             shutdown
                 .track(async move {
-                // Done with the fact once this ends, not when the handler returns.
-                let _held = held;
-                let node = changed.node.clone();
-                let to = changed.to.clone();
-                let result = rerun_all(
-                    &orchestrator,
-                    "DhcpDatabaseRole",
-                    DHCP_DATABASE,
-                    "bootenv-changed",
-                    Arc::new(move |data| {
-                        data["bootenvs"][&node] = serde_json::Value::String(to.clone());
-                    }),
-                )
-                .await;
-                if let Err(e) = result {
-                    tracing::error!(error = %e, node = %changed.node, "dhcp database hook failed");
-                }
-            })
-            .into_actor(self),
+                    // Done with the fact once this ends, not when the handler returns.
+                    let _held = held;
+                    let reason = change.reason;
+                    let node = change.node.clone();
+                    let result = rerun_all(
+                        &orchestrator,
+                        "DhcpDatabaseRole",
+                        DHCP_DATABASE,
+                        reason,
+                        Arc::new(move |data| change.record(data)),
+                    )
+                    .await;
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, %node, "dhcp database hook failed");
+                    }
+                })
+                .into_actor(self),
         );
+    }
+}
+
+/// What a fact changes in the role's record of every node's bootenv: a
+/// bootenv change, or a node enrolled under its operator's name (the
+/// discovered name it replaces is dropped).
+struct BootenvEntry {
+    node: String,
+    bootenv: String,
+    replaces: Option<String>,
+    reason: &'static str,
+}
+
+impl BootenvEntry {
+    fn of(fact: &Fact) -> Option<Self> {
+        match fact {
+            Fact::BootenvChanged(changed) => Some(Self {
+                node: changed.node.clone(),
+                bootenv: changed.to.clone(),
+                replaces: None,
+                reason: "bootenv-changed",
+            }),
+            Fact::NodeEnrolled(enrolled) => Some(Self {
+                node: enrolled.node.clone(),
+                bootenv: enrolled.bootenv.clone(),
+                replaces: Some(enrolled.merged.clone()),
+                reason: "node-enrolled",
+            }),
+            _ => None,
+        }
+    }
+
+    fn record(&self, data: &mut serde_json::Value) {
+        if let Some(old) = &self.replaces {
+            if let Some(bootenvs) = data["bootenvs"].as_object_mut() {
+                bootenvs.remove(old);
+            }
+        }
+        data["bootenvs"][&self.node] = serde_json::Value::String(self.bootenv.clone());
     }
 }

@@ -262,5 +262,10 @@ pub async fn report_inventory(base: &str, node: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    assert_eq!(
+        resp.status(),
+        200,
+        "{}",
+        resp.text().await.unwrap_or_default()
+    );
 }
