@@ -1,6 +1,10 @@
 //! kiln's `redfish` driver against a real Redfish service: sushy-tools'
 //! `sushy-emulator` with its fake systems driver, on 127.0.0.1 and a free
-//! port, behind HTTP basic auth (a bcrypt htpasswd file the test writes).
+//! port, behind HTTP basic auth (a bcrypt htpasswd file the test writes);
+//! first the driver alone, then kiln driving it: a node defined by its
+//! Redfish BMC alone learns its MACs and powers on PXE once through the
+//! API, wrong credentials and a dead BMC answer 502, and an install whose
+//! reboot the BMC refuses ends in error with the BMC's message.
 //! sushy-tools is installed, at a pinned version, into a virtualenv under
 //! `~/.cache/kiln/` by `tests/bmc/sushy-venv.sh`.
 //!
@@ -9,6 +13,8 @@
 //! the state they asked for; it also always reports
 //! `BootSourceOverrideEnabled: Continuous` whatever it was sent, so only
 //! the stored boot target is read back.
+
+mod common;
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -21,7 +27,7 @@ use kiln::bmc::{
     BmcError, BmcTarget, DriverKind, NextBoot, PowerAction, PowerControl, PowerState,
     RedfishDriver, Secret,
 };
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const USER: &str = "kiln-admin";
 const PASSWORD: &str = "Redfish-rack-9";
@@ -373,3 +379,196 @@ async fn tls_is_verified_unless_the_node_says_not_to() {
     target.verify_tls = false;
     assert_eq!(driver.status(&target).await.unwrap(), PowerState::Off);
 }
+
+const KEY: &str = "redfish-test-sealing-key";
+
+/// kiln with a short BMC timeout, defined nodes from `cluster` (if any);
+/// returns its base URL and what must live as long as it.
+async fn kiln(
+    backend: kiln::db::Backend,
+    cluster: Option<String>,
+) -> (String, common::TestDb, tempfile::TempDir) {
+    let test_db = common::TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cluster.toml");
+    let mut settings = common::test_settings(&test_db);
+    settings.bmc.secret_key = KEY.into();
+    settings.bmc.poll_interval_ms = 0;
+    settings.bmc.timeout_ms = 3000;
+    settings.cluster.builtin_roles = true;
+    settings.sim.reboot_delay_ms = 100;
+    settings.provisioner.install_timeout_ms = 60_000;
+    if let Some(cluster) = &cluster {
+        std::fs::write(&file, cluster).unwrap();
+    }
+    let app = kiln::app::Application::build_with_cluster(
+        settings,
+        cluster.as_ref().map(|_| file.as_path()),
+    )
+    .await
+    .expect("kiln starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    common::stop_at_end(app.stopper());
+    actix_web::rt::spawn(app.run_until_stopped());
+    (base, test_db, dir)
+}
+
+/// A request with the admin token: status and body, which never carries
+/// the password.
+async fn call(method: reqwest::Method, url: String, body: Option<Value>) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(common::TEST_TOKEN);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    assert!(
+        !text.contains(PASSWORD),
+        "a response carries the password: {text}"
+    );
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+on_both_databases!(
+    a_node_defined_by_its_redfish_bmc_alone_is_enrolled_and_powered,
+    |backend| async move {
+        let emulator = Emulator::start(true, false).await;
+        let (base, _db, _dir) = kiln(backend, None).await;
+        let bmc = |password: &str, address: &str| {
+            json!({
+            "driver": "redfish", "address": address, "username": USER, "password": password})
+        };
+        let (status, body) = call(
+            reqwest::Method::POST,
+            format!("{base}/api/v2/nodes"),
+            Some(json!({"name": "r2-u01.lab.example", "bmc": bmc(PASSWORD, &emulator.base)})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        assert_eq!(body["interfaces"], json!([]));
+
+        // On, PXE once: the BMC was told, and lists the NICs kiln now knows.
+        let (status, body) = call(
+            reqwest::Method::PUT,
+            format!("{base}/api/v2/nodes/r2-u01.lab.example/power"),
+            Some(json!({"action": "on", "next_boot": "pxe"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["error"].is_null(), "{body}");
+        let system = emulator.system(SYSTEM).await;
+        assert_eq!(
+            system["Boot"]["BootSourceOverrideTarget"], "Pxe",
+            "{system}"
+        );
+        let (_, node) = call(
+            reqwest::Method::GET,
+            format!("{base}/api/v2/nodes/r2-u01.lab.example"),
+            None,
+        )
+        .await;
+        let macs: Vec<&str> = node["interfaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["mac"].as_str().unwrap())
+            .collect();
+        assert_eq!(macs, ["52:54:00:ab:cd:01", "52:54:00:ab:cd:02"], "{node}");
+
+        // Wrong credentials and a BMC that is not there: 502 with why.
+        let closed = format!("http://127.0.0.1:{}", free_tcp_port());
+        for (name, password, address, why) in [
+            (
+                "r2-u02.lab.example",
+                "Not-the-pw-42",
+                emulator.base.as_str(),
+                "credentials were refused",
+            ),
+            ("r2-u03.lab.example", PASSWORD, closed.as_str(), "127.0.0.1"),
+        ] {
+            let (status, body) = call(
+                reqwest::Method::POST,
+                format!("{base}/api/v2/nodes"),
+                Some(json!({"name": name, "bmc": bmc(password, address)})),
+            )
+            .await;
+            assert_eq!(status, 201, "{body}");
+            let started = Instant::now();
+            let (status, body) = call(
+                reqwest::Method::PUT,
+                format!("{base}/api/v2/nodes/{name}/power"),
+                Some(json!({"action": "cycle", "next_boot": "pxe"})),
+            )
+            .await;
+            assert_eq!(status, 502, "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains(why), "{body}");
+            assert!(!message.contains("Not-the-pw-42"), "{body}");
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no hang: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+);
+
+on_both_databases!(
+    an_install_whose_redfish_bmc_refuses_the_reboot_fails,
+    |backend| async move {
+        let emulator = Emulator::start(true, false).await;
+        let cluster = format!(
+            r#"
+[[bootenv]]
+name = "ubuntu-24.04-install"
+kernel = "ubuntu-24.04/linux"
+initrd = "ubuntu-24.04/initrd.gz"
+
+[[node]]
+name = "n1.lab.example"
+alive = true
+interfaces = [{{ mac = "52:54:00:ab:cd:01", ip = "127.0.96.11" }}]
+bmc = {{ driver = "redfish", address = "{address}", username = "{USER}", password = "Stale-pw-0001" }}
+
+[[deployment]]
+name = "ubuntu"
+commit = true
+bindings = [{{ role = "provisioner-os-install", nodes = ["n1.lab.example"] }}]
+"#,
+            address = emulator.base
+        );
+        let (base, _db, _dir) = kiln(backend, Some(cluster)).await;
+        common::report_inventory(&base, "n1.lab.example").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let nr = loop {
+            let (_, nrs) = call(
+                reqwest::Method::GET,
+                format!("{base}/api/v2/noderoles?node=n1.lab.example&role=provisioner-os-install"),
+                None,
+            )
+            .await;
+            if nrs[0]["state"] == "error" {
+                break nrs[0].clone();
+            }
+            assert!(Instant::now() < deadline, "the install never failed: {nrs}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let (_, detail) = call(
+            reqwest::Method::GET,
+            format!("{base}/api/v2/noderoles/{}", nr["id"]),
+            None,
+        )
+        .await;
+        let runlog = detail["runlog"].as_str().unwrap_or_default();
+        assert!(
+            runlog.contains("the reboot into the installer failed"),
+            "{detail}"
+        );
+        assert!(runlog.contains("credentials were refused"), "{detail}");
+        assert!(!runlog.contains("Stale-pw-0001"), "{detail}");
+        assert_eq!(emulator.system(SYSTEM).await["PowerState"], "Off");
+    }
+);

@@ -14,8 +14,10 @@
 //! `cycle` does both, `reset` resets it, `bootdev` is recorded; QEMU's
 //! `ipmi-bmc-extern` + `isa-ipmi-kcs` connect the guest to it, so the
 //! guest reads its BMC's LAN address in-band (`ipmitool lan print`). The
-//! lab powers the machine on and kiln's os-install power cycle goes through
-//! `ipmitool -I lanplus` against it ([`Bmc`]). The kernel is Debian's, the
+//! node is defined by its BMC alone, as an operator racking a server does;
+//! kiln powers it on (PXE once) and later cycles it for the install through
+//! its own `ipmi` driver (`ipmitool -I lanplus`), and enrols the machine
+//! into that node when its discovery image reports the BMC's address. The kernel is Debian's, the
 //! initrds are busybox (`tests/qemu/`), built by `tests/qemu/build-images.sh`
 //! once per set of inputs and cached outside the checkout, so a fresh clone
 //! reuses them: in
@@ -92,6 +94,14 @@ impl Firmware {
 
     fn is_uefi(self) -> bool {
         self != Firmware::Bios
+    }
+
+    /// The kernel driver of the machine's NIC, as its inventory names it.
+    fn kernel_nic_driver(self) -> &'static str {
+        match self {
+            Firmware::Bios | Firmware::Uefi => "e1000",
+            Firmware::UefiFirmwarePxe | Firmware::UefiFirmwareHttp => "virtio_net",
+        }
     }
 }
 
@@ -174,21 +184,53 @@ async fn flow(lab: &Lab) {
         api.get_raw("/health").await.filter(|(s, _)| *s == 200)
     })
     .await;
-    lab.power_on();
 
-    // 1. An unknown machine gets a pool address and the discovery script,
-    // boots the discovery initrd, which calls back alive: a new node with
+    // 0. The operator defines the node by its BMC alone and powers it on
+    // through kiln: PXE for the next boot, then on.
+    api.send(
+        "POST",
+        "/api/v2/nodes",
+        json!({"name": node, "bmc": lab.bmc.node_bmc()}),
+        201,
+    )
+    .await;
+    lab.listen_console();
+    let powered = api
+        .send(
+            "PUT",
+            &format!("/api/v2/nodes/{node}/power"),
+            json!({"action": "on", "next_boot": "pxe"}),
+            200,
+        )
+        .await;
+    assert_eq!(powered["state"], "on", "{powered}");
+    assert_eq!(lab.bmc.is_on(), Some(true), "ipmi_sim says on too");
+    let bmc_log = lab.bmc_power_log();
+    assert!(
+        bmc_log.contains("bmc: boot pxe"),
+        "kiln set the next boot to PXE first: {bmc_log}"
+    );
+
+    // 1. The unknown machine gets a pool address and the discovery script,
+    // boots the discovery initrd, which calls back alive and reports its
+    // BMC's address: kiln merges it into the node its BMC defines, with
     // its discovery roles active.
     let discovered = poll(
-        "the machine to be discovered and alive",
+        "the machine to be discovered, alive and enrolled",
         deadline,
         move || async move {
             api.get(&format!("/api/v2/nodes/{node}"))
                 .await
-                .filter(|n| n["alive"] == true)
+                .filter(|n| n["alive"] == true && n["interfaces"][0]["mac"] == lab.mac)
         },
     )
     .await;
+    let discovered_name = format!("d{}.lab.example", lab.mac.replace(':', ""));
+    let gone = api
+        .get_raw(&format!("/api/v2/nodes/{discovered_name}"))
+        .await
+        .map(|(status, _)| status);
+    assert_eq!(gone, Some(404), "one node for the machine, never two");
     assert_eq!(discovered["bootenv"], "sledgehammer", "{discovered}");
     let ip = discovered["interfaces"][0]["ip"]
         .as_str()
@@ -218,8 +260,8 @@ async fn flow(lab: &Lab) {
     )
     .await;
     // The inventory role is active on the discovery image's report: what
-    // QEMU was started with (`-m 512`, the virtio disk image, the e1000
-    // with the lab's MAC, QEMU's own DMI vendor).
+    // QEMU was started with (`-m 512`, the virtio disk image, the NIC with
+    // the lab's MAC, QEMU's own DMI vendor) and the BMC it reads in-band.
     let inventory = api
         .get(&format!("/api/v2/nodes/{node}"))
         .await
@@ -244,7 +286,12 @@ async fn flow(lab: &Lab) {
         "{inventory}"
     );
     assert_eq!(inventory["nics"][0]["mac"], lab.mac, "{inventory}");
-    assert_eq!(inventory["nics"][0]["driver"], "e1000", "{inventory}");
+    assert_eq!(
+        inventory["nics"][0]["driver"],
+        lab.firmware.kernel_nic_driver(),
+        "{inventory}"
+    );
+    assert_eq!(inventory["bmc"]["address"], BMC_IP, "{inventory}");
     assert_eq!(inventory["system"]["vendor"], "QEMU", "{inventory}");
     assert!(
         inventory["cpus"]["count"].as_u64() >= Some(1),
@@ -274,14 +321,9 @@ async fn flow(lab: &Lab) {
     // 3. The run schedules the power cycle; before it, bootenv goes to the
     // installer and the DHCP database re-runs.
     let cycled_at = poll(
-        "the power command to cycle the machine",
+        "kiln's ipmi driver to cycle the machine",
         deadline,
-        move || async move {
-            lab.power_log()
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("cycle {node} {} at ", lab.mac)))
-                .map(str::to_string)
-        },
+        move || async move { lab.bmc_cycled_at() },
     )
     .await;
     let admin_runs = api
@@ -741,13 +783,8 @@ impl Drop for Console {
 }
 
 /// Where the machine's BMC answers and with which credentials: what an
-/// operator gives kiln for a node (`bmc: {driver: "ipmi", ...}`).
-///
-/// This is the lab's one power path: the first power-on ([`Lab::power_on`])
-/// and kiln's `power.command` script ([`Bmc::power_script`]) both run
-/// `ipmitool -I lanplus` against it. Once kiln's own `ipmi` driver powers
-/// nodes, the node gets [`Bmc::node_bmc`] and kiln is asked to power it
-/// instead; nothing else in the lab changes.
+/// operator gives kiln for a node (`bmc: {driver: "ipmi", ...}`), and what
+/// the lab itself asks (its power state) with the same ipmitool.
 #[derive(Clone)]
 struct Bmc {
     /// ipmi_sim's LAN address (RMCP+ on the standard port, 623).
@@ -808,45 +845,13 @@ impl Bmc {
         }
     }
 
-    /// `chassis power <action>` (on, off, cycle, reset), panicking with the
-    /// BMC's error.
-    fn power(&self, action: &str) {
-        if let Err(e) = self.ipmitool(&["chassis", "power", action]) {
-            panic!("the BMC refused power {action}: {e}");
-        }
-    }
-
     /// What `chassis power status` says: `Some(true)` for on.
     fn is_on(&self) -> Option<bool> {
         let status = self.ipmitool(&["chassis", "power", "status"]).ok()?;
         Some(status.contains("Chassis Power is on"))
     }
 
-    /// kiln's `power.command`: as kiln's ipmi driver will, PXE for the next
-    /// boot, then the action; each step and the BMC's answers go to `log`,
-    /// the BMC's errors to kiln (in the noderole's error).
-    fn power_script(&self, log: &Path) -> String {
-        let ipmitool = format!("ipmitool {}", self.ipmitool_args().join(" "));
-        format!(
-            "#!/bin/sh\n\
-             # kiln's power hook: the node's BMC (ipmi_sim) over RMCP+.\n\
-             set -e\n\
-             log={log}\n\
-             echo \"$KILN_POWER_ACTION $KILN_NODE $KILN_MAC at $(date -u +%Y-%m-%dT%H:%M:%S.%NZ)\" >> \"$log\"\n\
-             case \"$KILN_POWER_ACTION\" in\n\
-             \x20 cycle|reset|on|off) ;;\n\
-             \x20 *) echo \"unknown power action $KILN_POWER_ACTION\" >&2; exit 2 ;;\n\
-             esac\n\
-             export IPMI_PASSWORD='{password}'\n\
-             {ipmitool} chassis bootdev pxe >> \"$log\"\n\
-             {ipmitool} chassis power \"$KILN_POWER_ACTION\" >> \"$log\"\n",
-            log = log.display(),
-            password = self.password,
-        )
-    }
-
     /// The node's `bmc` object for kiln's ipmi driver.
-    #[allow(dead_code)] // for the switch to kiln's ipmi driver
     fn node_bmc(&self) -> Value {
         json!({
             "driver": "ipmi",
@@ -1276,10 +1281,6 @@ impl Lab {
         }
         assert_eq!(bmc.is_on(), Some(false), "the machine starts powered off");
 
-        let power = dir.path().join("power.sh");
-        fs::write(&power, bmc.power_script(&dir.path().join("power.log"))).unwrap();
-        fs::set_permissions(&power, fs::Permissions::from_mode(0o700)).unwrap();
-
         let log = fs::File::create(dir.path().join("kiln.log")).unwrap();
         let kiln = Command::new("ip")
             .args(["netns", "exec", &name, env!("CARGO_BIN_EXE_kiln"), "serve"])
@@ -1303,7 +1304,8 @@ impl Lab {
             .env("KILN_PROVISIONER__FILES_DIR", &files)
             .env("KILN_PROVISIONER__EXPORT_DIR", dir.path().join("export"))
             .env("KILN_PROVISIONER__INSTALL_TIMEOUT_MS", "180000")
-            .env("KILN_POWER__COMMAND", &power)
+            // Seals the node's BMC password at rest.
+            .env("KILN_BMC__SECRET_KEY", "qemu-lab-bmc-sealing-key")
             .env("KILN_SIM__REBOOT_DELAY_MS", "1000")
             .env("KILN_LOG__FORMAT", "pretty")
             .env("NO_COLOR", "1")
@@ -1332,24 +1334,18 @@ impl Lab {
         enter_netns(&PathBuf::from("/run/netns").join(&self.netns_name));
     }
 
+    /// The node as the operator names it in the rack.
     fn node_name(&self) -> String {
-        format!("d{}.lab.example", self.mac.replace(':', ""))
+        format!("r1-{}.lab.example", self.firmware.name())
     }
 
-    /// Powers the machine on through its BMC, as an operator would; the
-    /// console is stamped from here.
-    fn power_on(&self) {
+    /// Listens on the serial console's socket before kiln powers the
+    /// machine on; the console is stamped from here.
+    fn listen_console(&self) {
         let dir = self.dir.path();
         self.console.lock().unwrap().get_or_insert_with(|| {
             Console::listen(dir.join("console.sock"), dir.join("serial.log"))
         });
-        self.bmc.power("on");
-        assert_eq!(
-            self.bmc.is_on(),
-            Some(true),
-            "the BMC reports the machine on after power on: {}",
-            fs::read_to_string(dir.join("qemu.log")).unwrap_or_default()
-        );
     }
 
     fn serial(&self) -> String {
@@ -1358,8 +1354,21 @@ impl Lab {
             .unwrap_or_default()
     }
 
-    fn power_log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("power.log")).unwrap_or_default()
+    /// What ipmi_sim's chassis control was told (`bmc: <name> <value> at <time>`).
+    fn bmc_power_log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("bmc-power.log")).unwrap_or_default()
+    }
+
+    /// When the BMC was first told to stop or reset the machine after the
+    /// power-on: the start of kiln's power cycle.
+    fn bmc_cycled_at(&self) -> Option<String> {
+        self.bmc_power_log()
+            .lines()
+            .filter(|l| l.starts_with("bmc: power ") || l.starts_with("bmc: reset "))
+            .skip_while(|l| !l.starts_with("bmc: power 1 "))
+            .nth(1)
+            .and_then(|l| l.split(" at ").nth(1))
+            .map(str::to_string)
     }
 
     /// What the installer wrote past the disk's filesystem.
@@ -1387,7 +1396,6 @@ impl Lab {
             "serial.log",
             "kiln.log",
             "qemu.log",
-            "power.log",
             "bmc.log",
             "bmc-power.log",
         ] {
