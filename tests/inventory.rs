@@ -424,6 +424,78 @@ on_both_databases!(a_report_during_the_wait_ends_it, |backend| async move {
     assert_eq!(nr["state"], "active", "{nr}");
 });
 
+on_both_databases!(
+    a_machine_that_never_reports_holds_no_slot_while_its_role_waits,
+    |backend| async move {
+        // One slot in the whole system, and a silent machine.
+        let app = spawn_app_with(backend, |s| {
+            s.cluster.builtin_roles = true;
+            s.scheduler.max_concurrent_runs = 1;
+            s.inventory.timeout_ms = 600_000;
+        })
+        .await;
+        let silent = create_node(&app, "silent", "52:54:00:00:06:01", "10.9.6.11", true).await;
+        let silent_role = inventory_noderole(&app, "silent").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let scheduler = get_json(&app, "/api/v2/scheduler").await;
+            if scheduler["parked"] == 1 {
+                assert_eq!(scheduler["in_use"], 0, "{scheduler}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait never parked: {scheduler}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        // Another machine's roles run meanwhile, through the one slot.
+        let token = create_node(&app, "busy", "52:54:00:00:06:02", "10.9.6.12", true).await;
+        let (status, body) =
+            put_inventory(&app, "busy", &token, &report(512, &[], "52:54:00:00:06:02")).await;
+        assert_eq!(status, 200, "{body}");
+        loop {
+            let nrs = get_json(&app, "/api/v2/noderoles?node=busy").await;
+            let states: Vec<&str> = nrs
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|nr| nr["state"].as_str().unwrap())
+                .collect();
+            if !states.is_empty() && states.iter().all(|s| *s == "active") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "busy's roles waited for the silent machine's slot: {states:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let nr = get_json(&app, &format!("/api/v2/noderoles/{silent_role}")).await;
+        assert_eq!(nr["state"], "transition", "still waiting: {nr}");
+
+        // Its report ends the wait: the run takes a slot back and finishes.
+        let (status, body) = put_inventory(
+            &app,
+            "silent",
+            &silent,
+            &report(256, &[], "52:54:00:00:06:01"),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        settled(&app).await;
+        let nr = get_json(&app, &format!("/api/v2/noderoles/{silent_role}")).await;
+        assert_eq!(nr["state"], "active", "{nr}");
+        let scheduler = get_json(&app, "/api/v2/scheduler").await;
+        assert_eq!(
+            (scheduler["parked"].as_u64(), scheduler["in_use"].as_u64()),
+            (Some(0), Some(0)),
+            "{scheduler}"
+        );
+    }
+);
+
 on_both_databases!(the_collector_reports_this_machine, |backend| async move {
     // The discovery image's collector, under the busybox it runs on there,
     // on this machine's own /proc and /sys.

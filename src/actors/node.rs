@@ -10,7 +10,7 @@ use tracing::Instrument;
 
 use super::hub::{persistently, Hub};
 use super::in_flight::Held;
-use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted};
+use super::scheduler::{AcquireSlot, ReleaseSlot, SlotGranted, SlotLease};
 use crate::db::{noderoles, runs, RepoError};
 use crate::domain::anneal::queued_by_annealer;
 use crate::domain::outcome::{finish_run, start_annealed_run, start_run, JigResult};
@@ -361,7 +361,15 @@ async fn load_context(hub: &Arc<Hub>, ticket: &Ticket) -> Result<JigContext, Dom
     if let Some(inventory) = inventory {
         data["inventory"] = inventory.document;
     }
+    let slot = SlotLease::new(
+        hub.scheduler.clone(),
+        hub.trace.clone(),
+        ticket.run_id,
+        Arc::from(row.node.name.as_str()),
+        ticket.role.clone(),
+    );
     Ok(JigContext {
+        slot,
         run_id: ticket.run_id,
         noderole_id: row.noderole.id,
         node: row.node,

@@ -3,6 +3,12 @@
 //! come, first served; priority runs (the DHCP and DNS databases) go ahead
 //! of waiting annealer runs. Each node asks for one slot at a time, so a
 //! node with a long queue cannot starve the others.
+//!
+//! A run that waits on its machine rather than working (the inventory role
+//! waiting for the discovery image's report) parks its slot: the slot goes
+//! to the next in line, and the run takes one back, ahead of its line,
+//! before it reports its result ([`SlotLease`]). A slot counts work, not
+//! waiting, so ten silent machines cannot stall every other node.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -42,6 +48,79 @@ pub struct ReleaseSlot {
     pub node: Arc<str>,
 }
 
+/// A running run waits on something outside kiln: its slot goes to the
+/// next in line until it unparks.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ParkSlot {
+    pub run_id: i64,
+    pub node: Arc<str>,
+}
+
+/// A parked run has work again: it waits for a slot at the front of its
+/// line, and `granted` fires when it holds one.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct UnparkSlot {
+    pub run_id: i64,
+    pub node: Arc<str>,
+    pub granted: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A run's hold on its slot, as its jig sees it: what lets a jig that
+/// waits on the machine give the slot up while it waits.
+#[derive(Clone)]
+pub struct SlotLease {
+    scheduler: Addr<Scheduler>,
+    trace: Arc<TraceRecorder>,
+    run_id: i64,
+    node: Arc<str>,
+    role: Arc<str>,
+}
+
+impl SlotLease {
+    pub fn new(
+        scheduler: Addr<Scheduler>,
+        trace: Arc<TraceRecorder>,
+        run_id: i64,
+        node: Arc<str>,
+        role: Arc<str>,
+    ) -> Self {
+        Self {
+            scheduler,
+            trace,
+            run_id,
+            node,
+            role,
+        }
+    }
+
+    /// Runs `wait` with the slot parked, and holds a slot again when it
+    /// returns (so the run's result is recorded inside the cap, as every
+    /// run's is).
+    pub async fn parked_while<F: std::future::Future>(&self, wait: F) -> F::Output {
+        self.trace
+            .record("Jig", "Scheduler", "ParkSlot", &self.node, &*self.role);
+        self.scheduler.do_send(ParkSlot {
+            run_id: self.run_id,
+            node: self.node.clone(),
+        });
+        let out = wait.await;
+        let (granted, slot) = tokio::sync::oneshot::channel();
+        self.trace
+            .record("Jig", "Scheduler", "UnparkSlot", &self.node, &*self.role);
+        self.scheduler.do_send(UnparkSlot {
+            run_id: self.run_id,
+            node: self.node.clone(),
+            granted,
+        });
+        // A scheduler that is gone (kiln stopping) grants nothing; the run
+        // is abandoned with everything else then.
+        let _ = slot.await;
+        out
+    }
+}
+
 /// Asks for the scheduler's state.
 #[derive(Debug, Message)]
 #[rtype(result = "SchedulerStatus")]
@@ -52,6 +131,8 @@ pub struct GetSchedulerStatus;
 pub struct SchedulerStatus {
     pub capacity: usize,
     pub in_use: usize,
+    /// Runs waiting on their machines with their slots given up.
+    pub parked: usize,
     pub running: Vec<RunningSlot>,
     pub waiting: Vec<WaitingRun>,
     /// Total time runs have spent waiting for a slot, in milliseconds.
@@ -87,6 +168,8 @@ pub struct WaitingRun {
 pub struct SlotLine<T> {
     capacity: usize,
     running: BTreeMap<i64, T>,
+    /// Runs that hold no slot while they wait on their machine.
+    parked: BTreeMap<i64, T>,
     priority: VecDeque<(i64, T)>,
     normal: VecDeque<(i64, T)>,
 }
@@ -96,6 +179,7 @@ impl<T> SlotLine<T> {
         Self {
             capacity: capacity.max(1),
             running: BTreeMap::new(),
+            parked: BTreeMap::new(),
             priority: VecDeque::new(),
             normal: VecDeque::new(),
         }
@@ -124,9 +208,45 @@ impl<T> SlotLine<T> {
         Some((run_id, held))
     }
 
-    /// The run is over; its slot is free.
+    /// The run is over; its slot (or its parked place) is free.
     pub fn release(&mut self, run_id: i64) -> Option<T> {
-        self.running.remove(&run_id)
+        self.running
+            .remove(&run_id)
+            .or_else(|| self.parked.remove(&run_id))
+    }
+
+    /// The running run `run_id` gives its slot up while it waits; false
+    /// when it holds none.
+    pub fn park(&mut self, run_id: i64) -> bool {
+        match self.running.remove(&run_id) {
+            Some(item) => {
+                self.parked.insert(run_id, item);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The parked run `run_id` waits for a slot again, first in its line
+    /// (it was granted one before everyone now waiting); `change` updates
+    /// what it waits with and says whether its line is the priority one.
+    /// False when it was not parked.
+    pub fn unpark(&mut self, run_id: i64, change: impl FnOnce(&mut T) -> bool) -> bool {
+        let Some(mut item) = self.parked.remove(&run_id) else {
+            return false;
+        };
+        let line = if change(&mut item) {
+            &mut self.priority
+        } else {
+            &mut self.normal
+        };
+        line.push_front((run_id, item));
+        true
+    }
+
+    /// How many runs wait on their machines without a slot.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
     }
 
     /// The runs holding a slot, by run id.
@@ -155,6 +275,8 @@ impl<T> SlotLine<T> {
 struct Request {
     request: AcquireSlot,
     since: Instant,
+    /// Set for a parked run taking a slot back: told here, not its node.
+    unparked: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// Holds the slots and the line for them.
@@ -187,6 +309,13 @@ impl Scheduler {
             self.total_wait += held.since.elapsed();
             held.since = Instant::now();
             self.granted += 1;
+            if let Some(granted) = held.unparked.take() {
+                let req = &held.request;
+                self.trace
+                    .record("Scheduler", "Jig", "SlotGranted", &req.node, &*req.role);
+                let _ = granted.send(());
+                continue;
+            }
             let req = &held.request;
             self.trace.record(
                 "Scheduler",
@@ -212,6 +341,7 @@ impl Handler<AcquireSlot> for Scheduler {
         let request = Request {
             request,
             since: Instant::now(),
+            unparked: None,
         };
         self.line.wait(run_id, priority, request);
         self.grant();
@@ -224,6 +354,40 @@ impl Handler<ReleaseSlot> for Scheduler {
     fn handle(&mut self, msg: ReleaseSlot, _: &mut Self::Context) {
         self.line.release(msg.run_id);
         self.grant();
+    }
+}
+
+impl Handler<ParkSlot> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: ParkSlot, _: &mut Self::Context) {
+        if self.line.park(msg.run_id) {
+            self.grant();
+        }
+    }
+}
+
+impl Handler<UnparkSlot> for Scheduler {
+    type Result = ();
+
+    fn handle(&mut self, msg: UnparkSlot, _: &mut Self::Context) {
+        let UnparkSlot {
+            run_id, granted, ..
+        } = msg;
+        let mut granted = Some(granted);
+        let unparked = self.line.unpark(run_id, |held: &mut Request| {
+            held.since = Instant::now();
+            held.unparked = granted.take();
+            held.request.priority
+        });
+        match (unparked, granted) {
+            (true, _) => self.grant(),
+            // Never parked (it held its slot all along): it has one.
+            (false, Some(granted)) => {
+                let _ = granted.send(());
+            }
+            (false, None) => {}
+        }
     }
 }
 
@@ -260,6 +424,7 @@ impl Handler<GetSchedulerStatus> for Scheduler {
         MessageResult(SchedulerStatus {
             capacity: self.line.capacity(),
             in_use: self.line.in_use(),
+            parked: self.line.parked(),
             running,
             waiting,
             total_wait_ms: self.total_wait.as_millis() as u64,
@@ -315,6 +480,30 @@ mod tests {
             }
         }
         assert_eq!(order, vec!["dhcp-1", "dhcp-2", "annealed-1", "annealed-2"]);
+    }
+
+    #[test]
+    fn a_parked_run_frees_its_slot_and_takes_the_next_one_back() {
+        let mut line = SlotLine::new(1);
+        line.wait(1, false, "waits-on-its-machine");
+        assert_eq!(grant_all(&mut line), vec!["waits-on-its-machine"]);
+        line.wait(2, false, "b");
+        line.wait(3, false, "c");
+        assert!(line.park(1));
+        assert!(!line.park(1), "parked already");
+        assert_eq!(grant_all(&mut line), vec!["b"]);
+        assert_eq!((line.in_use(), line.parked()), (1, 1));
+        // Back first in line, ahead of c, once b is done.
+        assert!(line.unpark(1, |_| false));
+        assert!(!line.unpark(1, |_| false), "not parked any more");
+        line.release(2);
+        assert_eq!(grant_all(&mut line), vec!["waits-on-its-machine"]);
+        line.release(1);
+        assert_eq!(grant_all(&mut line), vec!["c"]);
+        // A parked run that ends without unparking leaves nothing behind.
+        assert!(line.park(3));
+        assert_eq!(line.release(3), Some("c"));
+        assert_eq!((line.in_use(), line.parked()), (0, 0));
     }
 
     #[test]

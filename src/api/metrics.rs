@@ -149,6 +149,12 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
             scheduler.in_use as u64,
         ),
         (
+            "kiln_slots_parked_runs",
+            "gauge",
+            "Running runs waiting on their machines with their slots given up.",
+            scheduler.parked as u64,
+        ),
+        (
             "kiln_slot_waiting_runs",
             "gauge",
             "Runs waiting for a slot.",

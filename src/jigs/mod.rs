@@ -32,6 +32,8 @@ pub struct JigContext {
     pub deployment: String,
     /// The role's default data with the noderole's committed data over it.
     pub data: serde_json::Value,
+    /// The run's slot, which a jig waiting on its machine parks.
+    pub slot: crate::actors::scheduler::SlotLease,
 }
 
 /// A value in a noderole's data that its jig cannot use: refused when a

@@ -14,7 +14,9 @@
 //! The jig polls the database at a short interval rather than listening
 //! for `InventoryReceived`: a report that came in before the run started is
 //! found the same way as one that comes in while it waits, and a restarted
-//! kiln's re-run needs nothing held in memory.
+//! kiln's re-run needs nothing held in memory. While it waits it parks its
+//! slot (`SlotLease::parked_while`): a machine that never reports holds
+//! none of the global slots, only its own node's queue.
 
 use std::time::{Duration, Instant};
 
@@ -61,36 +63,78 @@ impl Jig for InventoryJig {
         Box::pin(async move {
             let node_id = ctx.node.id;
             let name = ctx.node.name.clone();
-            let started = Instant::now();
-            loop {
-                let freshness =
-                    read_persistently("reading the node's inventory", &shutdown, || {
-                        inventory::freshness(&db, node_id)
-                    })
-                    .await;
-                let (received, alive_since) = match freshness {
-                    Ok(pair) => pair,
-                    Err(e) => return JigResult::failed(e),
-                };
-                if is_fresh(received, alive_since) {
-                    return received_result(&db, node_id, &name, received).await;
+            let freshness = match read_freshness(&db, &shutdown, node_id).await {
+                Ok(freshness) => freshness,
+                Err(e) => return JigResult::failed(e),
+            };
+            // Waiting on the machine is not work: the slot goes to the
+            // next run meanwhile.
+            let waited = match freshness {
+                (received, alive_since) if is_fresh(received, alive_since) => {
+                    Ok(Waited::Fresh(received))
                 }
-                if started.elapsed() >= timeout {
-                    return JigResult::failed(waited_too_long(
-                        &name,
-                        timeout,
-                        received,
-                        alive_since,
-                    ));
+                _ => {
+                    ctx.slot
+                        .parked_while(wait_for_report(&db, &shutdown, node_id, timeout))
+                        .await
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(POLL) => {}
-                    () = shutdown.stopping() => {
-                        return JigResult::failed("kiln stopped while the inventory role waited");
-                    }
+            };
+            match waited {
+                Ok(Waited::Fresh(received)) => received_result(&db, node_id, &name, received).await,
+                Ok(Waited::TooLong(received, alive_since)) => {
+                    JigResult::failed(waited_too_long(&name, timeout, received, alive_since))
                 }
+                Ok(Waited::Stopped) => {
+                    JigResult::failed("kiln stopped while the inventory role waited")
+                }
+                Err(e) => JigResult::failed(e),
             }
         })
+    }
+}
+
+/// How a wait for the report ended.
+enum Waited {
+    /// A report newer than the return to alive, received then.
+    Fresh(Option<DateTime<Utc>>),
+    /// None within the timeout: the last report and return to alive.
+    TooLong(Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    Stopped,
+}
+
+/// When the node's inventory was received and when it last came back
+/// alive, retried through database faults.
+async fn read_freshness(
+    db: &DatabaseConnection,
+    shutdown: &Shutdown,
+    node_id: i64,
+) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+    read_persistently("reading the node's inventory", shutdown, || {
+        inventory::freshness(db, node_id)
+    })
+    .await
+}
+
+/// Looks for a fresh report every `POLL` until `timeout` passes.
+async fn wait_for_report(
+    db: &DatabaseConnection,
+    shutdown: &Shutdown,
+    node_id: i64,
+    timeout: Duration,
+) -> Result<Waited, String> {
+    let started = Instant::now();
+    loop {
+        let (received, alive_since) = read_freshness(db, shutdown, node_id).await?;
+        if is_fresh(received, alive_since) {
+            return Ok(Waited::Fresh(received));
+        }
+        if started.elapsed() >= timeout {
+            return Ok(Waited::TooLong(received, alive_since));
+        }
+        tokio::select! {
+            () = tokio::time::sleep(POLL) => {}
+            () = shutdown.stopping() => return Ok(Waited::Stopped),
+        }
     }
 }
 
