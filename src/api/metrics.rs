@@ -105,7 +105,7 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let runs = state.orchestrator.counters();
     let scheduler = state.orchestrator.scheduler_status().await?;
     let annealer = state.orchestrator.annealer_status().await?;
-    let scalars: [(&str, &str, &str, u64); 9] = [
+    let scalars: [(&str, &str, &str, u64); 10] = [
         (
             "kiln_runs_queued_total",
             "counter",
