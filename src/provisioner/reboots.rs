@@ -161,7 +161,13 @@ async fn perform(
             tracing::error!(node_id = reboot.node_id, reboot = reboot.id, error = %e, "power cycle failed");
             if let Some(noderole_id) = reboot.noderole_id {
                 let reason = format!("the reboot into the installer failed: {e}\n");
-                if let Err(e) = orchestrator.fail_unreturned(noderole_id, reason).await {
+                // Retried through database faults: only the BMC failed here.
+                let recorded =
+                    persistently("recording a failed reboot", orchestrator.shutdown(), || {
+                        orchestrator.fail_unreturned(noderole_id, reason.clone())
+                    })
+                    .await;
+                if let Err(e) = recorded {
                     tracing::error!(noderole = noderole_id, error = %e, "cannot record the failed reboot");
                 }
             }
