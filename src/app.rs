@@ -427,6 +427,10 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
         .await
         .map_err(|e| StartError::Dhcp(e.detail()))?;
     table.replace(hosts, networks);
+    let live = db::leases::live(&state.db, chrono::Utc::now())
+        .await
+        .map_err(|e| StartError::Dhcp(e.detail()))?;
+    let restored = table.restore(&live);
     let address: std::net::Ipv4Addr = settings.dhcp.address.parse().map_err(|_| {
         StartError::Dhcp(format!(
             "dhcp.address `{}` is not an IPv4 address",
@@ -461,6 +465,7 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
         socket,
         table.clone(),
         ctx,
+        state.db.clone(),
         tx,
         dhcp_server::Observers {
             sightings: state.sightings.clone(),
@@ -470,7 +475,7 @@ async fn start_dhcp(state: &AppState, table: Arc<DhcpTable>) -> Result<DhcpHandl
     )
     .map_err(|e| StartError::Dhcp(format!("cannot listen on {bind}: {e}")))?;
     discovery::spawn(state.orchestrator.clone(), table, rx);
-    tracing::info!(addr = %handle.local_addr, "kiln's DHCP server is answering");
+    tracing::info!(addr = %handle.local_addr, restored, "kiln's DHCP server is answering");
     Ok(handle)
 }
 

@@ -488,6 +488,7 @@ on_both_databases!(openapi_covers_every_route, |backend| async move {
         ("put", "/api/v2/noderoles/{id}/retry"),
         ("get", "/api/v2/runs"),
         ("get", "/api/v2/runs/{id}"),
+        ("get", "/api/v2/leases"),
         ("get", "/api/v2/scheduler"),
         ("get", "/api/v2/anneal"),
         ("get", "/api/v2/events"),

@@ -226,6 +226,7 @@ async fn serve(
         net.server_socket(),
         table,
         ctx,
+        db.clone(),
         tx,
         Default::default(),
         &shutdown,

@@ -56,6 +56,26 @@ fn write_dhcp(out: &mut String, stats: &DhcpStats, table: Option<&DhcpTable>) {
         "DHCP datagrams dropped as malformed.",
     );
     let _ = writeln!(out, "kiln_dhcp_malformed_total {}", read(&stats.malformed));
+    for (name, help, counter) in [
+        (
+            "kiln_dhcp_durable_acks_total",
+            "Pool-lease ACKs sent after their lease committed.",
+            &stats.durable_acks,
+        ),
+        (
+            "kiln_dhcp_lease_commits_total",
+            "Transactions that committed acknowledged leases (several per commit under load).",
+            &stats.lease_commits,
+        ),
+        (
+            "kiln_dhcp_dropped_acks_total",
+            "Pool-lease ACKs dropped because too many waited for their lease.",
+            &stats.dropped_acks,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", read(counter));
+    }
     header(
         out,
         "kiln_dhcp_pool_free",

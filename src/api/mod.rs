@@ -14,6 +14,7 @@ mod events;
 mod fallback;
 mod health;
 mod inventory;
+mod leases;
 mod metrics;
 mod noderoles;
 mod nodes;
@@ -57,6 +58,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .configure(deployments::routes)
                 .configure(noderoles::routes)
                 .configure(runs::routes)
+                .configure(leases::routes)
                 .service(events::events)
                 .service(openapi::openapi_json)
                 .default_service(web::to(fallback::unmatched)),

@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::views::{ErrorBody, ErrorDetail};
 use super::{
-    bmc, boot, deployments, events, health, inventory, metrics, noderoles, nodes, roles, runs,
+    bmc, boot, deployments, events, health, inventory, leases, metrics, noderoles, nodes, roles,
+    runs,
 };
 
 #[derive(OpenApi)]
@@ -36,6 +37,7 @@ use super::{
         bmc::status,
         bmc::act,
         inventory::report,
+        leases::list,
         roles::list,
         roles::show,
         roles::list_bootenvs,

@@ -1,6 +1,6 @@
 //! Machines kiln's DHCP server met for the first time become nodes: bootenv
-//! `sledgehammer`, their discovery roles bound and committed, their lease
-//! kept in the `lease` table.
+//! `sledgehammer`, their discovery roles bound and committed (their lease
+//! was kept in the `lease` table before their ACK left, see `dhcp::acks`).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::dhcp::DhcpTable;
 use crate::db::nodes::{self, NewInterface, NewNode};
-use crate::db::{hosts, leases, networks};
+use crate::db::{hosts, networks};
 use crate::orchestrator::Orchestrator;
 
 /// The name a discovered machine gets: `d<mac digits>.<domain>`.
@@ -87,9 +87,8 @@ pub async fn await_registration(
 /// How long a boot script request waits for its machine's registration.
 const REGISTRATION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Records the lease and, for a MAC no node has, creates its node (for a
-/// node's MAC without an address, keeps the leased one); true when the
-/// DHCP table must reload.
+/// For a MAC no node has, creates its node (for a node's MAC without an
+/// address, keeps the leased one); true when the DHCP table must reload.
 async fn register(
     orchestrator: &Orchestrator,
     table: &DhcpTable,
@@ -98,19 +97,6 @@ async fn register(
 ) -> Result<bool, String> {
     let db = orchestrator.db();
     let domain = table.network_for(ip).map(|n| n.domain).unwrap_or_default();
-    let expires = chrono::Utc::now()
-        + chrono::Duration::seconds(i64::from(
-            table.network_for(ip).map(|n| n.lease_secs).unwrap_or(3600),
-        ));
-    leases::upsert(
-        db,
-        mac,
-        &ip.to_string(),
-        Some(discovered_name(mac, &domain)),
-        expires,
-    )
-    .await
-    .map_err(|e| e.detail())?;
     if nodes::find_by_mac(db, mac)
         .await
         .map_err(|e| e.to_string())?

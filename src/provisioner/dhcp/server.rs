@@ -14,9 +14,14 @@ use dhcproto::{Decodable, Encodable};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use sea_orm::DatabaseConnection;
+
+use super::acks::{self, HeldAck};
 use super::answer::{answer, starts_network_boot, Answer, BootContext, Unanswered};
 use super::table::DhcpTable;
+use crate::db::leases::AckedLease;
 use crate::provisioner::boots::Boots;
+use crate::provisioner::discovery::discovered_name;
 use crate::provisioner::sightings::Sightings;
 
 /// Counters for `/metrics`.
@@ -30,6 +35,13 @@ pub struct DhcpStats {
     pub naks: AtomicU64,
     /// Datagrams that were not DHCP (or whose reply could not be encoded).
     pub malformed: AtomicU64,
+    /// ACKs of pool leases sent after their lease committed, and the
+    /// transactions that committed them (fewer under load: group commit).
+    pub durable_acks: AtomicU64,
+    pub lease_commits: AtomicU64,
+    /// ACKs dropped because too many waited for their lease (the client
+    /// asks again).
+    pub dropped_acks: AtomicU64,
 }
 
 impl DhcpStats {
@@ -92,7 +104,7 @@ pub fn open_socket(bind: SocketAddr, interface: &str) -> std::io::Result<std::ne
 }
 
 /// What the server tells the rest of kiln about the machines it answers.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Observers {
     /// Each machine's last DHCP answer.
     pub sightings: Arc<Sightings>,
@@ -100,32 +112,47 @@ pub struct Observers {
     pub boots: Arc<Boots>,
 }
 
-/// Serves on an opened socket until `shutdown` fires; unknown machines
-/// that were given an address are sent on `new_machines`.
+/// Serves on an opened socket until `shutdown` fires; a pool lease's ACK
+/// leaves once `db` holds the lease (`acks`), and unknown machines that
+/// were given an address are sent on `new_machines` then.
 pub fn start(
     socket: std::net::UdpSocket,
     table: Arc<DhcpTable>,
     ctx: BootContext,
+    db: DatabaseConnection,
     new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
     observers: Observers,
     shutdown: &Shutdown,
 ) -> std::io::Result<DhcpHandle> {
-    let socket = UdpSocket::from_std(socket)?;
+    let socket = Arc::new(UdpSocket::from_std(socket)?);
     let local_addr = socket.local_addr()?;
     let stats = Arc::new(DhcpStats::default());
     let handle = DhcpHandle {
         local_addr,
         stats: stats.clone(),
     };
-    shutdown.spawn(serve(socket, table, ctx, new_machines, stats, observers));
+    let (held, waiting) = mpsc::channel(acks::QUEUE);
+    let delivery = acks::Delivery {
+        socket: socket.clone(),
+        stats: stats.clone(),
+        observers: observers.clone(),
+        new_machines,
+    };
+    shutdown.spawn(acks::write_then_send(
+        waiting,
+        db,
+        delivery,
+        shutdown.clone(),
+    ));
+    shutdown.spawn(serve(socket, table, ctx, held, stats, observers));
     Ok(handle)
 }
 
 async fn serve(
-    socket: UdpSocket,
+    socket: Arc<UdpSocket>,
     table: Arc<DhcpTable>,
     ctx: BootContext,
-    new_machines: mpsc::UnboundedSender<(String, Ipv4Addr)>,
+    held: mpsc::Sender<HeldAck>,
     stats: Arc<DhcpStats>,
     observers: Observers,
 ) {
@@ -150,21 +177,61 @@ async fn serve(
                 tracing::warn!(%mac, "{line}");
             }
         }
-        if let Some(machine) = outcome.new_machine {
-            let _ = new_machines.send(machine);
-        }
         let Some(reply) = outcome.reply else { continue };
         let Ok(bytes) = reply.to_vec() else {
             stats.malformed.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        // Before the ACK leaves: the machine asks for its script right after.
-        record_boot_start(&observers.boots, &req, &reply);
         let to = destination(&req, from, server_port);
-        if socket.send_to(&bytes, to).await.is_ok() {
-            stats.answered(&reply);
-            record_sighting(&observers.sightings, &req, &reply);
+        if let Some((mac, ip)) = outcome.new_machine {
+            let ack = HeldAck {
+                lease: pool_lease(&table, &mac, ip),
+                ip,
+                request: req,
+                reply,
+                bytes,
+                to,
+            };
+            if held.try_send(ack).is_err() {
+                stats.dropped_acks.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
         }
+        deliver(&socket, &stats, &observers, &req, &reply, &bytes, to).await;
+    }
+}
+
+/// The lease row a pool ACK to `mac` stands for.
+fn pool_lease(table: &DhcpTable, mac: &str, ip: Ipv4Addr) -> AckedLease {
+    let network = table.network_for(ip);
+    let domain = network
+        .as_ref()
+        .map(|n| n.domain.clone())
+        .unwrap_or_default();
+    let secs = network.map(|n| n.lease_secs).unwrap_or(3600);
+    AckedLease {
+        mac: mac.to_string(),
+        ip: ip.to_string(),
+        hostname: Some(discovered_name(mac, &domain)),
+        expires_at: chrono::Utc::now() + chrono::Duration::seconds(i64::from(secs)),
+    }
+}
+
+/// Sends one answer, and tells the rest of kiln what it told the machine.
+pub(super) async fn deliver(
+    socket: &UdpSocket,
+    stats: &DhcpStats,
+    observers: &Observers,
+    req: &Message,
+    reply: &Message,
+    bytes: &[u8],
+    to: SocketAddr,
+) {
+    // Before the ACK leaves: the machine asks for its script right after.
+    record_boot_start(&observers.boots, req, reply);
+    if socket.send_to(bytes, to).await.is_ok() {
+        stats.answered(reply);
+        record_sighting(&observers.sightings, req, reply);
     }
 }
 

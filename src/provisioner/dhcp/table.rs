@@ -279,6 +279,30 @@ impl DhcpTable {
             .map(|l| l.ip)
     }
 
+    /// Holds the leases a previous kiln acknowledged (`db::leases::live`)
+    /// until they expire: a restart never hands their addresses to another
+    /// MAC. Returns how many it holds.
+    pub fn restore(&self, rows: &[entity::lease::Model]) -> usize {
+        let now = Instant::now();
+        let wall = chrono::Utc::now();
+        let mut leases = self.leases.lock().expect("leases lock");
+        let mut restored = 0;
+        for row in rows {
+            let (Ok(ip), Ok(left)) = (row.ip.parse(), (row.expires_at - wall).to_std()) else {
+                continue;
+            };
+            leases.insert(
+                &row.mac,
+                PoolLease {
+                    ip,
+                    until: now + left,
+                },
+            );
+            restored += 1;
+        }
+        restored
+    }
+
     /// Gives a pool address back (RELEASE).
     pub fn release(&self, mac: &str) {
         self.leases.lock().expect("leases lock").remove(mac);
@@ -345,6 +369,36 @@ mod tests {
         );
         let again = table.pool_address(&mac(17), &net, hold);
         assert_eq!(again, table.leased(&mac(17)), "a MAC keeps its address");
+    }
+
+    #[test]
+    fn restored_leases_are_held_for_their_macs_until_they_expire() {
+        let table = DhcpTable::default();
+        let net = network(("10.20.0.1", "10.20.0.2"));
+        let row = |id, mac: &str, ip: &str, secs| entity::lease::Model {
+            id,
+            mac: mac.into(),
+            ip: ip.into(),
+            hostname: None,
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(secs),
+        };
+        let restored = table.restore(&[
+            row(1, &mac(1), "10.20.0.1", 600),
+            row(2, &mac(2), "10.20.0.2", -5),
+        ]);
+        assert_eq!(restored, 1, "an expired lease is not held");
+        let hold = Duration::from_secs(60);
+        assert_eq!(table.leased(&mac(1)), Some("10.20.0.1".parse().unwrap()));
+        assert_eq!(
+            table.pool_address(&mac(3), &net, hold),
+            Some("10.20.0.2".parse().unwrap()),
+            "a new MAC never gets a restored lease's address"
+        );
+        assert_eq!(table.pool_address(&mac(4), &net, hold), None);
+        assert_eq!(
+            table.pool_address(&mac(1), &net, hold),
+            Some("10.20.0.1".parse().unwrap())
+        );
     }
 
     #[test]
