@@ -12,8 +12,9 @@
 #
 # Is it fair? Every client perfdhcp invents is a MAC kiln has never seen. For
 # each one kiln hands out a pool address from memory (held 60 s on OFFER, the
-# lease time on ACK) and, after the ACK, queues the MAC to discovery, which
-# off the packet path writes a lease row, creates a node in bootenv
+# lease time on ACK), sends the ACK only once the lease row committed (the
+# ACKs waiting together share one transaction) and then queues the MAC to
+# discovery, which off the packet path creates a node in bootenv
 # `sledgehammer` with its interface and node actor, binds and commits its
 # discovery roles (noop jigs, but database rows all the same), and reloads
 # the DHCP table's hosts from the database. dnsmasq and kea only

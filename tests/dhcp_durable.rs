@@ -299,3 +299,52 @@ on_both_databases!(
         );
     }
 );
+
+on_both_databases!(
+    a_batch_moves_macs_and_hands_lapsed_addresses_on,
+    |backend| async move {
+        use kiln::db::leases::{self, AckedLease, LeaseFilter};
+        let test_db = common::TestDb::new(backend).await;
+        let db = test_db.connect().await;
+        let lease = |mac: &str, ip: &str| AckedLease {
+            mac: mac.into(),
+            ip: ip.into(),
+            hostname: None,
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(600),
+        };
+        let a = "02:97:00:00:00:0a";
+        let b = "02:97:00:00:00:0b";
+        leases::record_acked(&db, &[lease(a, "10.97.1.1")])
+            .await
+            .unwrap();
+        // A moves on; B takes A's old address (retransmitted, so twice).
+        leases::record_acked(
+            &db,
+            &[
+                lease(a, "10.97.1.2"),
+                lease(b, "10.97.1.1"),
+                lease(b, "10.97.1.1"),
+            ],
+        )
+        .await
+        .unwrap();
+        let all = leases::list(
+            &db,
+            &LeaseFilter {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let mut pairs: Vec<(String, String)> = all.into_iter().map(|l| (l.mac, l.ip)).collect();
+        pairs.sort();
+        assert_eq!(
+            pairs,
+            vec![
+                (a.to_string(), "10.97.1.2".to_string()),
+                (b.to_string(), "10.97.1.1".to_string())
+            ]
+        );
+    }
+);

@@ -46,7 +46,7 @@ impl From<entity::lease::Model> for LeaseView {
     }
 }
 
-/// Leases in the order they were first granted.
+/// Leases in the order they were last acknowledged.
 #[utoipa::path(
     get,
     path = "/api/v2/leases",

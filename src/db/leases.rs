@@ -4,12 +4,13 @@
 //! (`live`), so no address acknowledged to one MAC is ever offered to
 //! another, across restarts too.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entity::lease;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionSession, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Set, TransactionSession, TransactionTrait,
 };
 
 use super::{RepoError, RepoResult};
@@ -23,39 +24,47 @@ pub struct AckedLease {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Keeps every lease in `leases` in one transaction (one flush for a whole
-/// burst of ACKs): each MAC's one row, created or moved; a row another MAC
-/// held on the same address goes (the server hands an address on only once
-/// its holder's lease lapsed or was released).
+/// Keeps every lease in `leases` in one transaction of two statements
+/// (one flush for a whole burst of ACKs): each MAC's one row, written anew;
+/// a row another MAC held on one of these addresses goes (the server hands
+/// an address on only once its holder's lease lapsed or was released).
+/// A MAC or address that comes twice (a retransmitted REQUEST) counts once,
+/// the last one.
 pub async fn record_acked<C: TransactionTrait>(db: &C, leases: &[AckedLease]) -> RepoResult<()> {
-    let txn = db.begin().await?;
+    let mut by_mac: HashMap<&str, &AckedLease> = HashMap::new();
+    let mut by_ip: HashMap<&str, &AckedLease> = HashMap::new();
     for acked in leases {
-        lease::Entity::delete_many()
-            .filter(lease::Column::Ip.eq(&acked.ip))
-            .filter(lease::Column::Mac.ne(&acked.mac))
-            .exec(&txn)
-            .await?;
-        let row = lease::ActiveModel {
+        by_mac.insert(&acked.mac, acked);
+    }
+    for acked in by_mac.values() {
+        by_ip.insert(&acked.ip, acked);
+    }
+    let rows: Vec<lease::ActiveModel> = by_ip
+        .values()
+        .map(|acked| lease::ActiveModel {
             mac: Set(acked.mac.clone()),
             ip: Set(acked.ip.clone()),
             hostname: Set(acked.hostname.clone()),
             expires_at: Set(acked.expires_at),
             ..Default::default()
-        };
-        lease::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(lease::Column::Mac)
-                    .update_columns([
-                        lease::Column::Ip,
-                        lease::Column::Hostname,
-                        lease::Column::ExpiresAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(|e| RepoError::from_write(e, "lease", acked.mac.clone()))?;
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
     }
+    let txn = db.begin().await?;
+    lease::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(lease::Column::Mac.is_in(by_ip.values().map(|a| a.mac.clone())))
+                .add(lease::Column::Ip.is_in(by_ip.keys().map(|ip| ip.to_string()))),
+        )
+        .exec(&txn)
+        .await?;
+    lease::Entity::insert_many(rows)
+        .exec_without_returning(&txn)
+        .await
+        .map_err(|e| RepoError::from_write(e, "lease", "acknowledged batch"))?;
     txn.commit().await?;
     Ok(())
 }
@@ -79,7 +88,7 @@ pub struct LeaseFilter {
     pub offset: u64,
 }
 
-/// A page of leases, in address-assignment order.
+/// A page of leases, in the order they were last acknowledged.
 pub async fn list<C: ConnectionTrait>(
     db: &C,
     filter: &LeaseFilter,
