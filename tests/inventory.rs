@@ -245,7 +245,9 @@ on_both_databases!(templates_read_the_inventory, |backend| async move {
             kernel: "debian-12/linux".into(),
             initrd: "debian-12/initrd.gz".into(),
             append: "kiln.node={{node_name}} disk=/dev/{{inventory.disks.0.name}}".into(),
-            template: "d-i partman-auto/disk string /dev/{{inventory.disks.0.name}}\n# {{inventory.memory_mib}} MiB\n".into(),
+            template: "d-i partman-auto/disk string /dev/{{inventory.disks.0.name}}\n# {{inventory.memory_mib}} MiB\n\
+{% for i in interfaces %}# nic {{ i.mac }} {{ i.ip }}\n{% endfor %}\
+{% for d in inventory.disks if not d.rotational %}# ssd {{ d.name }}\n{% endfor %}".into(),
             description: String::new(),
         },
     )
@@ -289,7 +291,8 @@ on_both_databases!(templates_read_the_inventory, |backend| async move {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(
         answer,
-        "d-i partman-auto/disk string /dev/nvme0n1\n# 3072 MiB\n"
+        "d-i partman-auto/disk string /dev/nvme0n1\n# 3072 MiB\n\
+         # nic 52:54:00:00:02:01 127.0.0.41\n"
     );
     let (status, script) = fetch("/boot/52:54:00:00:02:01.ipxe").await;
     assert_eq!(status, 200, "{script}");

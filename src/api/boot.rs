@@ -66,7 +66,7 @@ async fn script(
         let discovery = bootenvs::get(&state.db, "sledgehammer").await?;
         let vars = variables(urls, None, None, &mac, None);
         return Ok(plain(
-            ipxe_script(&discovery, &vars, &tree(None)).map_err(render_error)?,
+            ipxe_script(&discovery, &vars, &tree(None, &[])).map_err(render_error)?,
         ));
     };
     let bootenv = bootenvs::get(&state.db, &node.bootenv).await?;
@@ -85,7 +85,7 @@ async fn script(
         .find(|i| i.mac == mac)
         .and_then(|i| i.ip.clone());
     let vars = variables(urls, Some(&node), token.plain(), &mac, ip.as_deref());
-    let tree = tree(view.inventory.as_ref());
+    let tree = tree(view.inventory.as_ref(), &view.interfaces);
     Ok(plain(
         ipxe_script(&bootenv, &vars, &tree).map_err(render_error)?,
     ))
@@ -189,8 +189,12 @@ async fn answer(
     let token = claim_token(&state, &node, &mac).await?;
     let vars = variables(&state.boot_urls, Some(&node), token.plain(), &mac, None);
     Ok(plain(
-        render_with(&bootenv.template, &vars, &tree(view.inventory.as_ref()))
-            .map_err(render_error)?,
+        render_with(
+            &bootenv.template,
+            &vars,
+            &tree(view.inventory.as_ref(), &view.interfaces),
+        )
+        .map_err(render_error)?,
     ))
 }
 

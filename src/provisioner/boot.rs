@@ -69,13 +69,22 @@ pub fn variables(
     ])
 }
 
-/// What templates reach by dotted paths: `inventory`, the node's last
-/// hardware report, when it made one.
-pub fn tree(inventory: Option<&entity::node_inventory::Model>) -> serde_json::Value {
-    match inventory {
-        Some(row) => serde_json::json!({ "inventory": row.document }),
-        None => serde_json::json!({}),
+/// What templates reach besides the flat variables: `interfaces` (each
+/// with `mac`, `ip`, `hostname`, for loops), and `inventory`, the node's
+/// last hardware report, when it made one.
+pub fn tree(
+    inventory: Option<&entity::node_inventory::Model>,
+    interfaces: &[entity::interface::Model],
+) -> serde_json::Value {
+    let interfaces: Vec<serde_json::Value> = interfaces
+        .iter()
+        .map(|i| serde_json::json!({"mac": i.mac, "ip": i.ip, "hostname": i.hostname}))
+        .collect();
+    let mut tree = serde_json::json!({ "interfaces": interfaces });
+    if let Some(row) = inventory {
+        tree["inventory"] = row.document.clone();
     }
+    tree
 }
 
 /// The iPXE script: `exit` (next boot device) for a local bootenv, else

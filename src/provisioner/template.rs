@@ -1,15 +1,22 @@
-//! `{{variable}}` templates for bootenv kernel arguments, answer files and
-//! boot scripts. An unknown variable is an error naming it, so a typo in a
-//! cluster file shows up when the script is rendered, not as a machine that
-//! boots with a literal `{{nod_name}}`.
+//! Templates for bootenv kernel arguments, answer files and boot scripts,
+//! in Jinja syntax (minijinja): `{{ var }}`, dotted paths into the node's
+//! tree such as `{{ inventory.disks.0.name }}`, and `{% for %}` / `{% if %}`
+//! blocks that loop over interfaces, disks and keys. Nothing is escaped
+//! (these are kernel lines and shell scripts, not HTML); `true`/`false`,
+//! lists and maps print as JSON.
 //!
-//! Besides the flat variables, a template may reach into a JSON tree by a
-//! dotted path: `{{inventory.disks.0.name}}` is the first disk's name of
-//! the node's inventory (object keys and array indexes). A path that leads
-//! nowhere is as unknown as a misspelt variable.
+//! Undefined is an error, as a misspelt variable must be: a template of
+//! plain `{{ path }}` substitutions (every one kiln had before Jinja) gets
+//! the error naming the path, so a typo in a cluster file shows up when the
+//! script is rendered, not as a machine that boots with a literal
+//! `{{nod_name}}`; a template with blocks gets the engine's error with its
+//! line, quoted.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
+use minijinja::value::ValueKind;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 use serde_json::Value;
 
 /// Why a template could not be rendered.
@@ -19,43 +26,114 @@ pub enum TemplateError {
     Unknown(String),
     #[error("unclosed `{{{{` in template")]
     Unclosed,
+    /// The engine's own error (a syntax error, an undefined value inside
+    /// a block), with the template line it names.
+    #[error("template line {line}: {message}")]
+    Engine { line: usize, message: String },
 }
 
-/// Replaces every `{{name}}` with its value.
+/// Renders `template` with `vars` as its variables.
 pub fn render(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, TemplateError> {
     render_with(template, vars, &Value::Null)
 }
 
-/// Replaces every `{{name}}` with its value from `vars`, else with what the
-/// dotted path `name` reaches in `tree` (text as it is, anything else as
-/// JSON).
+/// Renders `template` with the keys of `tree` (an object) and `vars` over
+/// them as its variables.
 pub fn render_with(
     template: &str,
     vars: &BTreeMap<&str, String>,
     tree: &Value,
 ) -> Result<String, TemplateError> {
-    let mut out = String::with_capacity(template.len());
+    let context = context_of(vars, tree);
+    if !template.contains("{%") {
+        check_plain_paths(template, &context)?;
+    }
+    environment()
+        .render_str(template, minijinja::Value::from_serialize(&context))
+        .map_err(|e| engine_error(template, &e))
+}
+
+/// The engine's error with its line; an undefined value quotes the line,
+/// which names what was undefined.
+fn engine_error(template: &str, e: &minijinja::Error) -> TemplateError {
+    let line = e.line().unwrap_or(1);
+    let message = match e.kind() {
+        ErrorKind::UndefinedError => {
+            let text: String = template
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or_default()
+                .trim()
+                .chars()
+                .take(200)
+                .collect();
+            format!("undefined value in `{text}`")
+        }
+        _ => e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string()),
+    };
+    TemplateError::Engine { line, message }
+}
+
+/// The variables a template sees: `tree`'s keys, `vars` over them.
+fn context_of(vars: &BTreeMap<&str, String>, tree: &Value) -> Value {
+    let mut context = match tree {
+        Value::Object(map) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    for (name, value) in vars {
+        context.insert((*name).to_string(), Value::String(value.clone()));
+    }
+    Value::Object(context)
+}
+
+/// The one environment: strict about undefined values, no escaping, the
+/// template's last newline kept (answer files end with one).
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_formatter(|out, state, value| match value.kind() {
+            ValueKind::Bool => {
+                out.write_str(if value.is_true() { "true" } else { "false" })?;
+                Ok(())
+            }
+            ValueKind::Seq | ValueKind::Map => {
+                let json = serde_json::to_string(value).map_err(|e| {
+                    minijinja::Error::new(ErrorKind::BadSerialization, e.to_string())
+                })?;
+                out.write_str(&json)?;
+                Ok(())
+            }
+            _ => minijinja::escape_formatter(out, state, value),
+        });
+        env
+    })
+}
+
+/// Every `{{ path }}` that is a plain dotted path must lead somewhere in
+/// `context`: the first that does not is named.
+fn check_plain_paths(template: &str, context: &Value) -> Result<(), TemplateError> {
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or(TemplateError::Unclosed)?;
-        let name = after[..end].trim();
-        match vars.get(name) {
-            Some(value) => out.push_str(value),
-            None => {
-                let found =
-                    lookup(tree, name).ok_or_else(|| TemplateError::Unknown(name.to_string()))?;
-                match found {
-                    Value::String(text) => out.push_str(text),
-                    other => out.push_str(&other.to_string()),
-                }
-            }
+        let expression = after[..end].trim();
+        let plain = !expression.is_empty()
+            && expression
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if plain && lookup(context, expression).is_none() {
+            return Err(TemplateError::Unknown(expression.to_string()));
         }
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 /// The value at a dotted path (`a.b.0.c`); `None` when any step is missing.
@@ -87,6 +165,11 @@ mod tests {
         );
         assert_eq!(render("{{node_name", &vars), Err(TemplateError::Unclosed));
         assert_eq!(render("no vars", &vars).unwrap(), "no vars");
+        // Nothing is escaped: these are kernel lines and scripts.
+        assert_eq!(
+            render("echo '<{{node_name}}>' && true\n", &vars).unwrap(),
+            "echo '<n1>' && true\n"
+        );
     }
 
     #[test]
@@ -120,5 +203,43 @@ mod tests {
             render("{{inventory.disks.0.name}}", &vars),
             Err(TemplateError::Unknown("inventory.disks.0.name".into()))
         );
+    }
+
+    #[test]
+    fn blocks_loop_over_the_tree_and_are_strict_too() {
+        let vars = BTreeMap::from([("node_name", "n1".to_string())]);
+        let tree = serde_json::json!({
+            "interfaces": [{"mac": "52:54:00:00:00:01", "ip": "10.0.0.11"}, {"mac": "52:54:00:00:00:02", "ip": null}],
+            "keys": ["ssh-ed25519 AAAA one", "ssh-ed25519 AAAA two"],
+        });
+        let template = "{% for i in interfaces %}{{ i.mac }}={{ i.ip or 'dhcp' }}\n{% endfor %}\
+{% for k in keys %}- {{ k }}\n{% endfor %}{% if interfaces | length > 1 %}bond{% endif %}\n";
+        assert_eq!(
+            render_with(template, &vars, &tree).unwrap(),
+            "52:54:00:00:00:01=10.0.0.11\n52:54:00:00:00:02=dhcp\n- ssh-ed25519 AAAA one\n- ssh-ed25519 AAAA two\nbond\n"
+        );
+        assert_eq!(
+            render_with("{{ interfaces }}", &vars, &tree).unwrap(),
+            r#"[{"ip":"10.0.0.11","mac":"52:54:00:00:00:01"},{"ip":null,"mac":"52:54:00:00:00:02"}]"#
+        );
+        let err = render_with(
+            "line one\n{% for i in interfaces %}{{ i.gateway }}{% endfor %}",
+            &vars,
+            &tree,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TemplateError::Engine {
+                line: 2,
+                message:
+                    "undefined value in `{% for i in interfaces %}{{ i.gateway }}{% endfor %}`"
+                        .into()
+            }
+        );
+        assert!(matches!(
+            render("{% for x in %}", &vars),
+            Err(TemplateError::Engine { line: 1, .. })
+        ));
     }
 }
