@@ -160,45 +160,88 @@ async fn serve(
     let mut buf = vec![0u8; 4096];
     let mut unanswered = UnansweredLog::default();
     loop {
-        let (len, from) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
+        let burst = match receive_burst(&socket, &mut buf).await {
+            Ok(burst) => burst,
             Err(e) => {
                 tracing::warn!(error = %e, "dhcp receive failed");
                 continue;
             }
         };
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        let Some((req, outcome)) = handle(&buf[..len], &table, &ctx) else {
-            stats.malformed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        if let Some(mac) = super::answer::mac_of(&req) {
-            if let Some(line) = unanswered.note(&mac, &outcome) {
-                tracing::warn!(%mac, "{line}");
+        stats
+            .received
+            .fetch_add(burst.len() as u64, Ordering::Relaxed);
+        let mut requests: Vec<(Message, SocketAddr)> = Vec::with_capacity(burst.len());
+        for (packet, from) in &burst {
+            match decode(packet) {
+                Some(req) => requests.push((req, *from)),
+                None => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-        let Some(reply) = outcome.reply else { continue };
-        let Ok(bytes) = reply.to_vec() else {
-            stats.malformed.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let to = destination(&req, from, server_port);
-        if let Some((mac, ip)) = outcome.new_machine {
-            let ack = HeldAck {
-                lease: pool_lease(&table, &mac, ip),
-                ip,
-                request: req,
-                reply,
-                bytes,
-                to,
+        for (req, from) in answer_order(requests) {
+            let Some(outcome) = answer_safely(&req, &table, &ctx) else {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
             };
-            if held.try_send(ack).is_err() {
-                stats.dropped_acks.fetch_add(1, Ordering::Relaxed);
+            if let Some(mac) = super::answer::mac_of(&req) {
+                if let Some(line) = unanswered.note(&mac, &outcome) {
+                    tracing::warn!(%mac, "{line}");
+                }
             }
-            continue;
+            let Some(reply) = outcome.reply else { continue };
+            let Ok(bytes) = reply.to_vec() else {
+                stats.malformed.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            let to = destination(&req, from, server_port);
+            if let Some((mac, ip)) = outcome.new_machine {
+                let ack = HeldAck {
+                    lease: pool_lease(&table, &mac, ip),
+                    ip,
+                    request: req,
+                    reply,
+                    bytes,
+                    to,
+                };
+                if held.try_send(ack).is_err() {
+                    stats.dropped_acks.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            deliver(&socket, &stats, &observers, &req, &reply, &bytes, to).await;
         }
-        deliver(&socket, &stats, &observers, &req, &reply, &bytes, to).await;
     }
+}
+
+/// The most datagrams taken from the socket at once.
+const BURST: usize = 64;
+
+/// Waits for a datagram, then takes whatever else the socket already holds
+/// (up to [`BURST`]): under overload, what waited is answered in
+/// [`answer_order`], not in arrival order.
+async fn receive_burst(
+    socket: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<Vec<(Vec<u8>, SocketAddr)>> {
+    let (len, from) = socket.recv_from(buf).await?;
+    let mut burst = vec![(buf[..len].to_vec(), from)];
+    while burst.len() < BURST {
+        match socket.try_recv_from(buf) {
+            Ok((len, from)) => burst.push((buf[..len].to_vec(), from)),
+            Err(_) => break,
+        }
+    }
+    Ok(burst)
+}
+
+/// Everything before DISCOVERs, each kind in arrival order: a machine
+/// half-way through its exchange (a REQUEST after its OFFER) finishes it
+/// before another starts, so an overloaded server still completes leases
+/// instead of handing out offers that time out.
+fn answer_order<T>(mut requests: Vec<(Message, T)>) -> Vec<(Message, T)> {
+    requests.sort_by_key(|(req, _)| req.opts().msg_type() == Some(MessageType::Discover));
+    requests
 }
 
 /// The lease row a pool ACK to `mac` stands for.
@@ -263,17 +306,18 @@ fn record_sighting(sightings: &Sightings, req: &Message, reply: &Message) {
     sightings.dhcp_answer(&mac, line);
 }
 
-/// Decodes and answers one packet; `None` when it is not a DHCP message.
-/// The decoder has debug assertions that input can trip, and a packet must
-/// never take the server down, so a panic counts as malformed too.
-fn handle(packet: &[u8], table: &DhcpTable, ctx: &BootContext) -> Option<(Message, Answer)> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let req = Message::from_bytes(packet).ok()?;
-        let outcome = answer(&req, table, ctx);
-        Some((req, outcome))
-    }))
-    .ok()
-    .flatten()
+/// The datagram as a DHCP message; `None` when it is not one. The decoder
+/// has debug assertions that input can trip, and a packet must never take
+/// the server down, so a panic counts as malformed too.
+fn decode(packet: &[u8]) -> Option<Message> {
+    std::panic::catch_unwind(|| Message::from_bytes(packet).ok())
+        .ok()
+        .flatten()
+}
+
+/// The answer to `req`; `None` when answering panicked on what it holds.
+fn answer_safely(req: &Message, table: &DhcpTable, ctx: &BootContext) -> Option<Answer> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| answer(req, table, ctx))).ok()
 }
 
 /// RFC 2131 4.1: to the relay (at the server's own port, 67 on a real
@@ -320,6 +364,30 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_answered_before_discovers_each_in_arrival_order() {
+        let msg = |kind, n: u8| {
+            let mut m = Message::new(
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::UNSPECIFIED,
+                Ipv4Addr::UNSPECIFIED,
+                &[2, 0, 0, 0, 0, n],
+            );
+            m.opts_mut().insert(DhcpOption::MessageType(kind));
+            (m, n)
+        };
+        let arrived = vec![
+            msg(MessageType::Discover, 1),
+            msg(MessageType::Request, 2),
+            msg(MessageType::Discover, 3),
+            msg(MessageType::Release, 4),
+            msg(MessageType::Request, 5),
+        ];
+        let order: Vec<u8> = answer_order(arrived).into_iter().map(|(_, n)| n).collect();
+        assert_eq!(order, vec![2, 4, 5, 1, 3]);
+    }
+
+    #[test]
     fn garbage_never_takes_the_server_down() {
         let table = DhcpTable::default();
         let ctx = BootContext {
@@ -340,7 +408,9 @@ mod tests {
                 bytes[0] = 1;
                 bytes[236..240].copy_from_slice(&[99, 130, 83, 99]);
             }
-            let _ = handle(&bytes, &table, &ctx);
+            if let Some(req) = decode(&bytes) {
+                let _ = answer_safely(&req, &table, &ctx);
+            }
         }
     }
 }
