@@ -11,16 +11,13 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::process::KilnProcess;
 use dhcproto::v4::{DhcpOption, Message, MessageType};
 use dhcproto::{Decodable, Encodable};
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UdpSocket;
-use tokio::process::{Child, Command};
 
 const TOKEN: &str = "dhcp-durable-admin-token";
 const MACHINES: u32 = 300;
@@ -37,74 +34,50 @@ pool = ["10.97.1.0", "10.97.2.255"]
 
 /// `kiln serve` with DHCP on a loopback port, killed when dropped.
 struct Kiln {
-    child: Child,
+    process: KilnProcess,
     api: String,
     dhcp: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Kiln {
     async fn start(db_url: &str, dir: &Path) -> Kiln {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .arg("serve")
-            .arg("--cluster")
-            .arg(dir.join("cluster.toml"))
-            .current_dir(dir)
-            .env("KILN_DATABASE__URL", db_url)
-            .env("KILN_HTTP__BIND", "127.0.0.1:0")
-            .env("KILN_AUTH__ADMIN_TOKEN", TOKEN)
-            .env("KILN_DHCP__ENABLED", "true")
-            .env("KILN_DHCP__ADDRESS", "127.0.0.1")
-            .env("KILN_DHCP__PORT", "0")
-            .env("KILN_PROVISIONER__EXPORT_DIR", dir.join("export"))
-            .env("KILN_LOG__FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start kiln");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (found_tx, mut found) = tokio::sync::mpsc::unbounded_channel();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let kept = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(address) = announced(&line) {
-                    let _ = found_tx.send(address);
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let (mut api, mut dhcp) = (None, None);
-        while api.is_none() || dhcp.is_none() {
-            let next = tokio::time::timeout(Duration::from_secs(60), found.recv())
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| {
-                    panic!("kiln did not start:\n{}", log.lock().unwrap().join("\n"))
-                });
-            match next {
-                Announced::Api(port) => api = Some(format!("http://127.0.0.1:{port}/api/v2")),
-                Announced::Dhcp(addr) => dhcp = Some(addr),
-            }
-        }
+        let cluster = dir.join("cluster.toml");
+        let process = KilnProcess::serve(
+            &["--cluster".as_ref(), cluster.as_os_str()],
+            dir,
+            &[
+                ("KILN_DATABASE__URL", db_url.to_string()),
+                ("KILN_AUTH__ADMIN_TOKEN", TOKEN.to_string()),
+                ("KILN_DHCP__ENABLED", "true".to_string()),
+                ("KILN_DHCP__ADDRESS", "127.0.0.1".to_string()),
+                ("KILN_DHCP__PORT", "0".to_string()),
+                (
+                    "KILN_PROVISIONER__EXPORT_DIR",
+                    dir.join("export").display().to_string(),
+                ),
+            ],
+        );
+        let port = process.port().await;
+        let dhcp = process
+            .announced("its DHCP address", |fields| {
+                (fields["message"] == "kiln's DHCP server is answering")
+                    .then(|| fields["addr"].as_str()?.parse().ok())
+                    .flatten()
+            })
+            .await;
         Kiln {
-            child,
-            api: api.unwrap(),
-            dhcp: dhcp.unwrap(),
-            log,
+            process,
+            api: format!("http://127.0.0.1:{port}/api/v2"),
+            dhcp,
         }
     }
 
-    async fn kill_9(mut self) {
-        self.child.start_kill().expect("SIGKILL kiln");
-        self.child.wait().await.expect("reap kiln");
+    async fn kill_9(self) {
+        self.process.kill_9().await;
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log()
     }
 
     async fn leases(&self) -> Vec<Value> {
@@ -129,24 +102,6 @@ impl Kiln {
             }
             all.extend(page);
         }
-    }
-}
-
-enum Announced {
-    Api(u16),
-    Dhcp(SocketAddr),
-}
-
-/// The API port or the DHCP address a JSON log line announces.
-fn announced(line: &str) -> Option<Announced> {
-    let entry: Value = serde_json::from_str(line).ok()?;
-    let fields = &entry["fields"];
-    match fields["message"].as_str()? {
-        "kiln is listening" => fields["port"].as_u64().map(|p| Announced::Api(p as u16)),
-        "kiln's DHCP server is answering" => {
-            fields["addr"].as_str()?.parse().ok().map(Announced::Dhcp)
-        }
-        _ => None,
     }
 }
 

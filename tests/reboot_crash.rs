@@ -10,13 +10,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::KilnProcess;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const NODES: usize = 6;
 const REBOOT_DELAY_MS: u64 = 6000;
@@ -81,71 +78,44 @@ bindings = [{{ role = "provisioner-os-install", nodes = [{}] }}]
 
 /// A `kiln serve --simulate` process, killed when dropped.
 struct Kiln {
-    child: Child,
+    process: KilnProcess,
     base: String,
-    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Kiln {
     /// Starts kiln on `db_url` in `dir`, with `cluster` if given, and waits
     /// until it says which port it listens on.
     async fn start(db_url: &str, dir: &Path, cluster: Option<&Path>) -> Kiln {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        command.arg("serve").arg("--simulate");
+        let mut args: Vec<&std::ffi::OsStr> = vec!["--simulate".as_ref()];
         if let Some(cluster) = cluster {
-            command.arg("--cluster").arg(cluster);
+            args.extend(["--cluster".as_ref(), cluster.as_os_str()]);
         }
-        let mut child = command
-            .current_dir(dir)
-            .env("KILN_DATABASE__URL", db_url)
-            .env("KILN_HTTP__BIND", "127.0.0.1:0")
-            .env("KILN_PROVISIONER__EXPORT_DIR", dir.join("export"))
-            .env("KILN_SIM__REBOOT_DELAY_MS", REBOOT_DELAY_MS.to_string())
-            .env("KILN_SIM__INSTALL_MS", INSTALL_MS.to_string())
-            .env("KILN_LOG__FORMAT", "json")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start kiln");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, mut port_rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let kept = log.clone();
-        actix_web::rt::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(port) = listening_port(&line) {
-                    let _ = port_tx.send(port);
-                }
-                kept.lock().unwrap().push(line);
-            }
-        });
-        let port = tokio::time::timeout(Duration::from_secs(60), port_rx.recv())
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| {
-                panic!(
-                    "kiln did not start listening:\n{}",
-                    log.lock().unwrap().join("\n")
-                )
-            });
+        let process = KilnProcess::serve(
+            &args,
+            dir,
+            &[
+                ("KILN_DATABASE__URL", db_url.to_string()),
+                (
+                    "KILN_PROVISIONER__EXPORT_DIR",
+                    dir.join("export").display().to_string(),
+                ),
+                ("KILN_SIM__REBOOT_DELAY_MS", REBOOT_DELAY_MS.to_string()),
+                ("KILN_SIM__INSTALL_MS", INSTALL_MS.to_string()),
+            ],
+        );
+        let port = process.port().await;
         Kiln {
-            child,
+            process,
             base: format!("http://127.0.0.1:{port}/api/v2"),
-            log,
         }
     }
 
-    /// kill -9.
-    async fn kill_9(mut self) {
-        self.child.start_kill().expect("SIGKILL kiln");
-        self.child.wait().await.expect("reap kiln");
+    async fn kill_9(self) {
+        self.process.kill_9().await;
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log()
     }
 
     async fn get(&self, path: &str) -> Value {
@@ -217,16 +187,6 @@ impl Kiln {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// The port of kiln's "kiln is listening" line (JSON log).
-fn listening_port(line: &str) -> Option<u16> {
-    let entry: Value = serde_json::from_str(line).ok()?;
-    let fields = &entry["fields"];
-    if fields["message"] != "kiln is listening" {
-        return None;
-    }
-    fields["port"].as_u64().map(|p| p as u16)
 }
 
 fn installing(node: &Value) -> bool {

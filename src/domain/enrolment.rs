@@ -18,8 +18,8 @@
 
 use sea_orm::ConnectionTrait;
 
-use super::facts::{Fact, NodeAliveChanged, NodeEnrolled};
-use super::nodes::requeue_node;
+use super::facts::{Fact, NodeEnrolled};
+use super::nodes::liveness_effects;
 use super::{DomainResult, Effects};
 use crate::db::{bmcs, deployments, noderoles, nodes, roles, Key};
 
@@ -148,16 +148,8 @@ async fn absorb<C: ConnectionTrait>(
         merged: reporter.name.clone(),
         bootenv: node.bootenv.clone(),
     })]);
-    if node.alive != owner.alive {
-        effects.facts.push(Fact::NodeAliveChanged(NodeAliveChanged {
-            node_id: node.id,
-            node: node.name.clone(),
-            alive: node.alive,
-        }));
-    }
-    if node.alive {
-        effects.merge(requeue_node(db, node.id).await?);
-    }
+    effects.merge(liveness_effects(db, &owner, &node).await?);
+    // Its interfaces are new: what waited on them may be ready.
     effects.wake_annealer = true;
     Ok(Followed {
         node,

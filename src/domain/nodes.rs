@@ -77,20 +77,36 @@ pub async fn update_node<C: ConnectionTrait>(
             to: after.bootenv.clone(),
         }));
     }
-    if before.alive != after.alive {
-        effects.facts.push(Fact::NodeAliveChanged(NodeAliveChanged {
-            node_id: after.id,
-            node: after.name.clone(),
-            alive: after.alive,
-        }));
-        if after.alive {
-            effects.merge(requeue_node(db, after.id).await?);
-        }
-    }
-    if before.available != after.available || before.alive != after.alive {
+    effects.merge(liveness_effects(db, &before, &after).await?);
+    if before.available != after.available {
         effects.wake_annealer = true;
     }
     Ok((after, effects))
+}
+
+/// What a node's `alive` going from `before` to `after` sets off: the
+/// fact, and, when it came back alive, its noderoles back to todo so the
+/// annealer re-runs them (a node enrolled by its BMC comes alive this way
+/// too).
+pub(super) async fn liveness_effects<C: ConnectionTrait>(
+    db: &C,
+    before: &entity::node::Model,
+    after: &entity::node::Model,
+) -> DomainResult<Effects> {
+    let mut effects = Effects::default();
+    if before.alive == after.alive {
+        return Ok(effects);
+    }
+    effects.facts.push(Fact::NodeAliveChanged(NodeAliveChanged {
+        node_id: after.id,
+        node: after.name.clone(),
+        alive: after.alive,
+    }));
+    if after.alive {
+        effects.merge(requeue_node(db, after.id).await?);
+    }
+    effects.wake_annealer = true;
+    Ok(effects)
 }
 
 /// Keeps the inventory a machine reported for the node `key` (replacing
@@ -146,10 +162,7 @@ pub struct ReportedInventory {
 
 /// A node back from a reboot: its settled noderoles go to todo again
 /// (blocked where something above failed).
-pub(super) async fn requeue_node<C: ConnectionTrait>(
-    db: &C,
-    node_id: i64,
-) -> DomainResult<Effects> {
+async fn requeue_node<C: ConnectionTrait>(db: &C, node_id: i64) -> DomainResult<Effects> {
     let mut todo = Vec::new();
     let mut blocked = Vec::new();
     for nr in noderoles::of_node(db, node_id).await? {

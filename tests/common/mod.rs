@@ -244,6 +244,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)
     }
 }
 pub mod orchestration;
+pub mod process;
 
 /// Reports a small hardware inventory for `node` (a machine already
 /// running), so its inventory role does not hold its queue waiting for
